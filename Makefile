@@ -1,0 +1,28 @@
+# The two commands of the README, and the pieces they stand on.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test install services test-openclaw bench clean
+
+$(VENV)/.installed: pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) bash scripts/install.sh
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start the gateway on the embedded default (SQLite under ./.tollgate/, the bundled local models).
+## Honours TOLLGATE_HOST, TOLLGATE_PORT, TOLLGATE_CONFIG and TOLLGATE_ADMIN_TOKEN.
+serve: install
+	$(BIN)/tollgate serve
+
+## Install everything, start the services the tests need, run the whole suite.
+test: install
+	bash scripts/services.sh
+	$(BIN)/python -m pytest -q
+
+services:
+	bash scripts/services.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

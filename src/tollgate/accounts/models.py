@@ -1,0 +1,94 @@
+"""The account model of SPEC section 1, as plain records. Money in nano-dollars, times in unix seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUBSCRIPTION_STATUSES = ("active", "past_due", "canceled", "expired")
+KEY_TYPES = ("subscription", "credit")
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    created_at: int
+    credits_granted: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    slug: str
+    name: str
+    price_monthly: int
+    period_days: int
+    window: int
+    budget_per_window: int
+    rpm: int
+    tpm: int
+    models: tuple[str, ...] | None = None
+    source: str = "config"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    account_id: str
+    plan_slug: str
+    status: str
+    created_at: int
+    current_period_start: int
+    current_period_end: int
+    cancel_at_period_end: bool = False
+
+    def effective_status(self, now: float) -> str:
+        """`expired` once the period is over, whatever was stored."""
+        if self.status == "expired" or now >= self.current_period_end:
+            return "expired"
+        return self.status
+
+    def is_usable(self, now: float) -> bool:
+        return self.effective_status(now) != "expired"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A consumption key (`sk_`). The secret itself is never stored, only its hash."""
+
+    id: str
+    account_id: str
+    type: str
+    name: str
+    prefix: str
+    created_at: int
+    subscription_id: str | None = None
+    budget_limit: int | None = None
+    budget_window: int | None = None
+    end_user: str | None = None
+    metadata: dict | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class ManagementKey:
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    created_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """Everything the request path needs to know about a consumption key, in one read."""
+
+    key: ApiKey
+    account: Account
+    subscription: Subscription | None
+    plan: Plan | None

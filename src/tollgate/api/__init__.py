@@ -1,0 +1,1 @@
+"""The HTTP surface: data plane (OpenAI, Anthropic), management plane, operator plane."""

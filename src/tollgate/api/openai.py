@@ -1,0 +1,193 @@
+"""The OpenAI-compatible data plane: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/usage."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import orjson
+
+from tollgate import __version__
+from tollgate.accounts.models import KeyContext
+from tollgate.api import checks, views
+from tollgate.api.auth import ConsumptionAuth
+from tollgate.api.errors import APIError
+from tollgate.api.http import Request, Router, Send, send_bytes, send_json
+from tollgate.budget.ledger import BudgetLedger
+from tollgate.budget.pools import credit_pool, pools_for
+from tollgate.budget.windows import iso
+from tollgate.config.durations import format_duration
+from tollgate.gateway.admission import Admitter
+from tollgate.gateway.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from tollgate.gateway.estimate import message_text
+from tollgate.gateway.flow import Flow
+from tollgate.gateway.guard import DisconnectGuard
+from tollgate.gateway.models import ModelRegistry
+from tollgate.gateway.resolve import ModelResolver
+from tollgate.gateway.sse import DONE, Usage, encode_event
+
+JSON = [(b"content-type", b"application/json")]
+SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class OpenAISink:
+    """Writes the OpenAI wire format: upstream bytes as they came, our usage and [DONE] at the end."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    async def reply(self, body: bytes, obj: dict | None, headers: list) -> None:
+        await send_bytes(self.send, 200, body if obj is None else orjson.dumps(obj), JSON + headers)
+
+    async def error(self, error: APIError) -> None:
+        await send_bytes(self.send, error.status, error.openai_body(), JSON + error.headers)
+
+    async def open(self, headers: list) -> None:
+        await self.send({"type": "http.response.start", "status": 200, "headers": SSE + headers})
+
+    async def events(self, events: list[bytes]) -> None:
+        await self.send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
+
+    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None) -> None:
+        tail = []
+        if usage_event is not None:
+            block = usage_event.get("usage")
+            if isinstance(block, dict):
+                block["cost"] = views.usd(cost)
+                block["cost_nanos"] = cost
+            tail.append(encode_event(usage_event))
+        if failure is not None:
+            tail.append(encode_event({"error": {"message": failure, "type": "upstream_error", "code": "upstream_error"}}))
+        else:
+            tail.append(DONE)
+        await self.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+
+
+class OpenAIAPI:
+    def __init__(
+        self, auth: ConsumptionAuth, resolver: ModelResolver, registry: ModelRegistry, flow: Flow,
+        ledger: BudgetLedger, admitter: Admitter, max_body: int, store_request_text: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.auth = auth
+        self.resolver = resolver
+        self.registry = registry
+        self.flow = flow
+        self.ledger = ledger
+        self.admitter = admitter
+        self.max_body = max_body
+        self.store_request_text = store_request_text
+        self.clock = clock
+
+    def mount(self, router: Router) -> None:
+        router.add("POST", "/v1/chat/completions", self.chat)
+        router.add("POST", "/v1/completions", self.completions)
+        router.add("POST", "/v1/embeddings", self.embeddings)
+        router.add("GET", "/v1/models", self.models)
+        router.add("GET", "/v1/usage", self.usage)
+        router.add("GET", "/health", self.health)
+
+    async def _begin(self, request: Request) -> tuple[KeyContext, dict]:
+        ctx = await self.auth.authenticate(request.bearer())
+        body = await request.json(self.max_body)
+        if not isinstance(body, dict):
+            raise APIError(400, "invalid_request", "the request body must be a JSON object")
+        return ctx, body
+
+    async def _serve(self, request: Request, send: Send, ctx: KeyContext, call: Call) -> None:
+        guard = DisconnectGuard(request.receive)
+        guard.start()
+        try:
+            await self.flow.run(ctx, call, OpenAISink(send), guard)
+        finally:
+            guard.stop()
+
+    async def chat(self, request: Request, send: Send) -> None:
+        ctx, body = await self._begin(request)
+        name, stream = checks.common(body)
+        checks.chat(body)
+        chain, route = await self.resolver.resolve(ctx, name, CHAT, body)
+        await self._serve(request, send, ctx, self.call(CHAT, body, chain, route, stream))
+
+    async def completions(self, request: Request, send: Send) -> None:
+        ctx, body = await self._begin(request)
+        name, stream = checks.common(body)
+        checks.completion(body)
+        chain, route = await self.resolver.resolve(ctx, name, COMPLETIONS, body)
+        await self._serve(request, send, ctx, self.call(COMPLETIONS, body, chain, route, stream))
+
+    async def embeddings(self, request: Request, send: Send) -> None:
+        ctx, body = await self._begin(request)
+        name, _ = checks.common(body)
+        checks.embedding(body)
+        chain, _ = await self.resolver.resolve(ctx, name, EMBEDDINGS, body)
+        await self._serve(request, send, ctx, self.call(EMBEDDINGS, body, chain, None, False))
+
+    def call(self, endpoint: str, body: dict, chain: list, route: str | None, stream: bool) -> Call:
+        """The flow's view of a checked request (also used by the Anthropic endpoint)."""
+        options = body.get("stream_options")
+        field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+        text = None
+        if route is not None and self.store_request_text:
+            text = "\n".join(message_text(m) for m in body.get("messages") or ())[-4000:]
+        return Call(
+            endpoint=endpoint, body=body, chain=chain, stream=stream,
+            include_usage=bool(stream and isinstance(options, dict) and options.get("include_usage")),
+            max_tokens=body.get(field), max_tokens_field=field,
+            choices=body.get("n") or 1 if endpoint != EMBEDDINGS else 1,
+            route=route, request_text=text, request_id=new_request_id(),
+        )
+
+    async def models(self, request: Request, send: Send) -> None:
+        data = []
+        for model in self.registry.models:
+            c = model.config
+            data.append({
+                "id": c.id, "object": "model", "created": 0, "owned_by": "tollgate",
+                "context_length": c.context, "max_output_tokens": c.max_output,
+                "capabilities": list(c.capabilities), "aliases": list(c.aliases),
+                "pricing": {"input_per_mtok": views.usd(c.input_per_mtok), "output_per_mtok": views.usd(c.output_per_mtok),
+                            "currency": "USD"},
+            })
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def usage(self, request: Request, send: Send) -> None:
+        ctx = await self.auth.authenticate(request.bearer())
+        states = [await self.ledger.read(pool) for pool in pools_for(ctx)]
+        windowed = [s for s in states if s.pool.window]
+        tight = min(windowed or states, key=lambda s: s.remaining)
+        limits = self.admitter.limits(ctx)
+        budget = {
+            "spent": views.usd(tight.spent), "limit": views.usd(tight.pool.limit),
+            "remaining": views.usd(tight.remaining), "reserved": views.usd(tight.reserved),
+            "duration": format_duration(tight.pool.window) if tight.pool.window else None,
+            "resets_at": iso(tight.resets_at), "window_start": iso(tight.window_start) if tight.pool.window else None,
+            "spent_nanos": tight.spent, "limit_nanos": tight.pool.limit, "remaining_nanos": tight.remaining,
+        }
+        sub = ctx.subscription
+        credits = next((s for s in states if s.pool.kind == "credits"), None)
+        if credits is None:
+            credits = await self.ledger.read(credit_pool(ctx.account))
+        await send_json(send, 200, {
+            "budget": budget,
+            "budgets": [views.budget_view(s) | {"kind": s.pool.kind} for s in states],
+            "rate_limits": {"rpm": limits.rpm, "tpm": limits.tpm},
+            "plan": {
+                "slug": ctx.plan.slug if ctx.plan and ctx.key.type == "subscription" else None,
+                "status": sub.effective_status(self.clock()) if sub else ("active" if credits.remaining else "expired"),
+                "expires_at": iso(sub.current_period_end) if sub else None,
+            },
+            "credits": {"balance": views.usd(credits.remaining), "balance_nanos": credits.remaining},
+            "key": {"id": ctx.key.id, "name": ctx.key.name, "type": ctx.key.type, "created_at": iso(ctx.key.created_at)},
+        })
+
+    async def health(self, request: Request, send: Send) -> None:
+        await send_json(send, 200, {"status": "ok", "version": __version__})
+

@@ -1,0 +1,103 @@
+"""How account objects look on the wire: snake_case on /admin, camelCase on /api (the reference API's style).
+
+Money is written as an exact JSON number (`0.14`, never `0.14000000000000001`)
+and, where a client may want to do arithmetic, also as integer nano-dollars.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tollgate.accounts.models import Account, ApiKey, ManagementKey, Plan, Subscription
+from tollgate.budget.pools import PoolState
+from tollgate.budget.windows import iso
+from tollgate.config.durations import format_duration
+from tollgate.money import format_usd
+
+
+def usd(nanos: int | None) -> Any:
+    """An exact JSON number of dollars."""
+    if nanos is None:
+        return None
+    return orjson.Fragment(format_usd(nanos).encode())
+
+
+# -- operator plane (snake_case) ------------------------------------------------
+
+def admin_account(a: Account, credit_balance: int | None = None) -> dict:
+    view = {"id": a.id, "name": a.name, "created_at": iso(a.created_at), "credits_granted": usd(a.credits_granted)}
+    if credit_balance is not None:
+        view["credit_balance"] = usd(credit_balance)
+    return view
+
+
+def admin_plan(p: Plan) -> dict:
+    return {
+        "slug": p.slug, "name": p.name, "price_monthly": usd(p.price_monthly), "period_days": p.period_days,
+        "window": format_duration(p.window), "budget_per_window": usd(p.budget_per_window),
+        "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None, "source": p.source,
+    }
+
+
+def admin_subscription(s: Subscription, now: float) -> dict:
+    return {
+        "id": s.id, "account_id": s.account_id, "plan": s.plan_slug, "status": s.effective_status(now),
+        "created_at": iso(s.created_at), "current_period_start": iso(s.current_period_start),
+        "current_period_end": iso(s.current_period_end), "cancel_at_period_end": s.cancel_at_period_end,
+    }
+
+
+def admin_management_key(k: ManagementKey) -> dict:
+    return {"id": k.id, "account_id": k.account_id, "name": k.name, "prefix": k.prefix,
+            "created_at": iso(k.created_at), "revoked": k.revoked_at is not None}
+
+
+# -- management plane (camelCase) -----------------------------------------------
+
+def plan_view(p: Plan) -> dict:
+    return {
+        "slug": p.slug, "name": p.name, "priceMonthly": usd(p.price_monthly), "periodDays": p.period_days,
+        "window": format_duration(p.window), "budgetPerWindow": usd(p.budget_per_window),
+        "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None,
+    }
+
+
+def key_view(k: ApiKey, subscription: Subscription | None, now: float) -> dict:
+    view: dict[str, Any] = {
+        "id": k.id, "name": k.name, "keyType": k.type,
+        "keyPlan": subscription.plan_slug if subscription else "credits",
+        "prefix": k.prefix, "isActive": k.revoked_at is None, "createdAt": iso(k.created_at),
+        "revokedAt": iso(k.revoked_at), "endUser": k.end_user, "metadata": k.metadata,
+        "budget": {"limit": usd(k.budget_limit), "window": format_duration(k.budget_window)}
+        if k.budget_limit is not None and k.budget_window is not None else None,
+    }
+    if subscription is not None:
+        view["subscriptionId"] = subscription.id
+        view["subscriptionStatus"] = subscription.effective_status(now)
+        view["subscriptionExpiresAt"] = iso(subscription.current_period_end)
+    return view
+
+
+def subscription_view(s: Subscription, keys: list[ApiKey], now: float, budget: PoolState | None) -> dict:
+    view: dict[str, Any] = {
+        "id": s.id, "planSlug": s.plan_slug, "status": s.effective_status(now),
+        "currentPeriodStart": iso(s.current_period_start), "currentPeriodEnd": iso(s.current_period_end),
+        "cancelAtPeriodEnd": s.cancel_at_period_end, "createdAt": iso(s.created_at),
+        "keyCount": sum(1 for k in keys if k.revoked_at is None),
+        "keys": [{"id": k.id, "name": k.name, "isActive": k.revoked_at is None} for k in keys],
+    }
+    if budget is not None:
+        view["budget"] = budget_view(budget)
+    return view
+
+
+def budget_view(state: PoolState) -> dict:
+    window = state.pool.window
+    return {
+        "spent": usd(state.spent), "limit": usd(state.pool.limit), "remaining": usd(state.remaining),
+        "reserved": usd(state.reserved), "duration": format_duration(window) if window else None,
+        "window_start": iso(state.window_start) if window else None, "resets_at": iso(state.resets_at),
+        "spent_nanos": state.spent, "limit_nanos": state.pool.limit, "remaining_nanos": state.remaining,
+    }

@@ -1,0 +1,1 @@
+"""Hard dollar budgets: UTC-aligned windows, pools, reservations at admission, settlement after."""

@@ -1,0 +1,1 @@
+"""The `tollgate` command line: serving, operator actions, and the offline tools."""

@@ -1,0 +1,153 @@
+"""`tollgate cost agent|quality`: what an agent task really costs, and what a quality point costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+AGENT_EPILOG = """\
+The model: every call re-sends the system prompt and the history kept so far, reads the
+step's fresh tool output and writes the step's output; history is kept whole, windowed,
+capped or summarised (--history). Totals are spread evenly over the steps.
+
+Defaults reproduce the agent-cost blog post's task (38 tool calls, ~70K tokens of tool
+output, ~19K of agent output, ~4.1K system prompt): ~280K context accumulation, ~156K of
+system prompt, ~525K in all, ~96% overhead, ~$9.18 at $15/$75 and ~$0.16 at $0.27/$1.10.
+
+Figures in the post that disagree with its own breakdown:
+  - It also says the system prompt is ~9,600 tokens (365K over 38 calls), while the
+    breakdown's 156K is ~4.1K a call. The breakdown is reproduced.
+  - Its prose says every call re-sends the whole history; that would re-send ~1.65M tokens
+    here. 280K implies history capped near 7.8K tokens, hence the default --history cap:7800.
+  - $9.18 is ~2% above what its own 506K in / 19K out cost at $15/$75 ($9.00).
+  - GPT-5.4 at $4.73 a task does not follow from the $2.50/M input price the comparison
+    post quotes; $15/$75 is an older Opus price (Opus 4.6 is $5/$25); Pro is $60/mo, not $50.
+See docs/costlab.md for the derivation."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cost = sub.add_parser("cost", help="cost lab: agent task costs and cost per quality point",
+                          description="Cost lab: simulate what agent tasks cost and compare cost per quality point.")
+    inner = cost.add_subparsers(dest="cost_command", metavar="SUBCOMMAND")
+    cost.set_defaults(func=lambda args: _usage(cost))
+
+    agent = inner.add_parser(
+        "agent",
+        help="simulate an agent task's token flow and price it on every catalog model and plan",
+        description="Simulate an agent task step by step and price it per token and on flat-rate plans.",
+        epilog=AGENT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    agent.add_argument("--steps", type=_positive, default=38, help="model calls, one per tool call (default 38)")
+    agent.add_argument("--system-prompt", type=_count, default=4100, help="system prompt tokens, re-sent every call")
+    agent.add_argument("--tool-output", type=_count, default=70000, help="tool output tokens over the whole task")
+    agent.add_argument("--agent-output", type=_count, default=19000, help="agent output tokens over the whole task")
+    agent.add_argument("--task-tokens", type=_count, default=0, help="the task message, read at step 1 and kept")
+    agent.add_argument("--history", default="cap:7800",
+                       help="history policy: full | window:STEPS | cap:TOKENS | summarise:AT:SUMMARY (default cap:7800)")
+    agent.add_argument("--compare", action="append", metavar="POLICY",
+                       help="also compare this history policy (repeatable; default: a standard set)")
+    agent.add_argument("--price", action="append", metavar="[LABEL=]IN/OUT",
+                       help="extra price point, USD per million tokens, e.g. mine=0.5/2 (repeatable)")
+    agent.add_argument("--tasks-per-day", type=_positive, action="append", metavar="N",
+                       help="monthly cost at N tasks a day (repeatable; default 5 and 20)")
+    agent.add_argument("--steps-table", action="store_true", help="print the step-by-step token flow")
+    agent.add_argument("--json", action="store_true", help="print JSON for scripts")
+    agent.set_defaults(func=run_agent)
+
+    quality = inner.add_parser(
+        "quality",
+        help="cost per benchmark point for catalog models, as a table and an SVG plot",
+        description="Cost per quality point: a model's price per million tokens divided by its benchmark score "
+                    "(the comparison post's '$ per point per M tokens').",
+    )
+    quality.add_argument("--benchmark", default="mmlu_pro",
+                         help="mmlu_pro | gpqa | livecodebench | hle | hle_tools | swe_bench_verified")
+    quality.add_argument("--basis", default="input", choices=("input", "output", "blended"),
+                         help="which price to divide (default input, as the post does)")
+    quality.add_argument("--output-share", default="0.25",
+                         help="output share of tokens for --basis blended (default 0.25; an agent's is ~0.04)")
+    quality.add_argument("--svg", metavar="PATH", help="also write the scatter plot as SVG to PATH")
+    quality.add_argument("--json", action="store_true", help="print JSON for scripts")
+    quality.set_defaults(func=run_quality)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be negative")
+    return value
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from tollgate.costlab.agent_report import agent_report, render_agent_report
+
+    try:
+        report = agent_report(
+            steps=args.steps,
+            system_prompt=args.system_prompt,
+            tool_output=args.tool_output,
+            agent_output=args.agent_output,
+            task_tokens=args.task_tokens,
+            history=args.history,
+            compare=args.compare,
+            extra_prices=args.price or [],
+            tasks_per_day=args.tasks_per_day or [5, 20],
+        )
+    except ValueError as exc:
+        print(f"tollgate cost agent: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_agent_report(report, steps_table=args.steps_table))
+    return 0
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from tollgate.catalog import load_reference_catalog
+    from tollgate.costlab.quality import quality_table
+    from tollgate.costlab.quality_report import quality_json, render_quality_text
+    from tollgate.costlab.svg_plot import render_quality_svg
+
+    try:
+        share = Decimal(args.output_share)
+        table = quality_table(load_reference_catalog(), args.benchmark, args.basis, share)
+    except (ValueError, InvalidOperation) as exc:
+        print(f"tollgate cost quality: {exc}", file=sys.stderr)
+        return 2
+    if args.svg:
+        try:
+            with open(args.svg, "w", encoding="utf-8") as handle:
+                handle.write(render_quality_svg(table))
+        except OSError as exc:
+            print(f"tollgate cost quality: cannot write {args.svg}: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        data = quality_json(table)
+        if args.svg:
+            data["svg"] = args.svg
+        print(json.dumps(data, indent=2))
+    else:
+        print(render_quality_text(table))
+        if args.svg:
+            print(f"\nPlot written to {args.svg}")
+    return 0

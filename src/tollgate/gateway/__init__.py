@@ -1,0 +1,1 @@
+"""The request hot path: auth -> budget reservation -> routing -> upstream relay -> settlement."""

@@ -1,0 +1,31 @@
+"""One data-plane request, as the flow sees it once the endpoint has read and checked it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tollgate.gateway.models import ServedModel
+
+CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
+PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions", EMBEDDINGS: "/embeddings"}
+
+
+@dataclass(slots=True)
+class Call:
+    endpoint: str
+    body: dict
+    chain: list[ServedModel]
+    stream: bool = False
+    include_usage: bool = False
+    # The client's output limit and the field it used ("max_tokens" or "max_completion_tokens").
+    max_tokens: int | None = None
+    max_tokens_field: str = "max_tokens"
+    choices: int = 1
+    route: str | None = None
+    request_text: str | None = None
+    request_id: str = ""
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return PATHS[self.endpoint]

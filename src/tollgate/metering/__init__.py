@@ -1,0 +1,1 @@
+"""Metering: one usage record per request, written in batches, and reports built from them."""

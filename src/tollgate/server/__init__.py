@@ -1,0 +1,1 @@
+"""Putting the gateway together from a config, and running it."""

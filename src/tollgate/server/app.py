@@ -1,0 +1,56 @@
+"""The ASGI app of a running gateway: services opened at start-up, routes mounted on them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from tollgate.api.admin import AdminAPI
+from tollgate.api.app import App
+from tollgate.api.auth import AdminAuth, ConsumptionAuth, ManagementAuth
+from tollgate.api.http import Router
+from tollgate.api.manage import ManagementAPI
+from tollgate.api.openai import OpenAIAPI
+from tollgate.config.schema import Config
+from tollgate.server.services import Services, open_services
+from tollgate.server.setup import admin_token
+
+log = logging.getLogger("tollgate.server")
+
+
+def mount(router: Router, services: Services, admin_hash: str) -> None:
+    config, store = services.config, services.store
+    max_body = config.server.max_body_bytes
+    openai = OpenAIAPI(
+        ConsumptionAuth(store, services.clock), services.resolver, services.registry, services.flow,
+        services.ledger, services.admitter, max_body, config.server.store_request_text, services.clock,
+    )
+    openai.mount(router)
+    from tollgate.api.anthropic import AnthropicAPI
+
+    AnthropicAPI(openai).mount(router)
+    ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock).mount(router)
+    AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock).mount(router)
+
+
+def create_app(config: Config, announce: Callable[[Services, str | None], None] | None = None,
+               clock: Callable[[], float] = time.time) -> App:
+    """An app that opens everything on start-up and closes it (flushing the ledger) on shutdown."""
+    router = Router()
+    state: dict[str, Services] = {}
+
+    async def startup() -> None:
+        services = await open_services(config, clock)
+        state["services"] = services
+        digest, shown_once = await admin_token(services.store, config.server.admin_token)
+        mount(router, services, digest)
+        if announce is not None:
+            announce(services, shown_once)
+
+    async def shutdown() -> None:
+        services = state.pop("services", None)
+        if services is not None:
+            await services.close()
+
+    return App(router, on_startup=[startup], on_shutdown=[shutdown])

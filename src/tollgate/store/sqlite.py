@@ -1,0 +1,359 @@
+"""The embedded store: one SQLite file in WAL mode, every statement on one worker thread.
+
+Statements run on a dedicated thread so the event loop never waits on the disk;
+one thread also means one writer, which is what SQLite wants. The cheap
+`change_seq` probe runs on its own read connection, on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+
+T = TypeVar("T")
+
+_PLAN_COLUMNS = "slug, name, price_monthly, period_days, window_seconds, budget_per_window, rpm, tpm, models, source"
+_SUB_COLUMNS = "id, account_id, plan_slug, status, created_at, current_period_start, current_period_end, cancel_at_period_end"
+_KEY_COLUMNS = (
+    "id, account_id, type, name, prefix, created_at, subscription_id, budget_limit, budget_window,"
+    " end_user, metadata, revoked_at"
+)
+_USAGE_FIELDS = tuple(UsageRecord.__dataclass_fields__)
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative/or/absolute.db` -> a path (three slashes, then the path as written)."""
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("tollgate.store").joinpath("migrations/sqlite")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _plan(row: sqlite3.Row) -> Plan:
+    return Plan(
+        slug=row[0], name=row[1], price_monthly=row[2], period_days=row[3], window=row[4],
+        budget_per_window=row[5], rpm=row[6], tpm=row[7],
+        models=tuple(json.loads(row[8])) if row[8] else None, source=row[9],
+    )
+
+
+def _subscription(row: sqlite3.Row) -> Subscription:
+    return Subscription(*row[:7], cancel_at_period_end=bool(row[7]))
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row[0], account_id=row[1], type=row[2], name=row[3], prefix=row[4], created_at=row[5],
+        subscription_id=row[6], budget_limit=row[7], budget_window=row[8], end_user=row[9],
+        metadata=json.loads(row[10]) if row[10] else None, revoked_at=row[11],
+    )
+
+
+class SQLiteStore:
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._probe: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash can lose the last commits.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._conn is not None, "store is not open"
+        return fn(self._conn)
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return run
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, self._connect)
+        await self._run(self._tx(self._migrate))
+        self._probe = self._connect()
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in _migrations():
+            if version > current:
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, conn.close)
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        self._executor.shutdown(wait=True)
+
+    def change_seq(self) -> int:
+        with self._probe_lock:
+            return self._probe.execute("SELECT seq FROM change_seq").fetchone()[0]
+
+    # -- meta ---------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._run(lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone())
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        ))
+
+    # -- plans --------------------------------------------------------------
+
+    async def upsert_plan(self, plan: Plan) -> None:
+        models = json.dumps(list(plan.models)) if plan.models is not None else None
+        values = (plan.slug, plan.name, plan.price_monthly, plan.period_days, plan.window,
+                  plan.budget_per_window, plan.rpm, plan.tpm, models, plan.source)
+        await self._run(lambda c: c.execute(
+            f"INSERT INTO plans ({_PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
+            " name=excluded.name, price_monthly=excluded.price_monthly, period_days=excluded.period_days,"
+            " window_seconds=excluded.window_seconds, budget_per_window=excluded.budget_per_window,"
+            " rpm=excluded.rpm, tpm=excluded.tpm, models=excluded.models, source=excluded.source"
+            " WHERE (plans.name, plans.price_monthly, plans.period_days, plans.window_seconds,"
+            " plans.budget_per_window, plans.rpm, plans.tpm, plans.models, plans.source) IS NOT"
+            " (excluded.name, excluded.price_monthly, excluded.period_days, excluded.window_seconds,"
+            " excluded.budget_per_window, excluded.rpm, excluded.tpm, excluded.models, excluded.source)",
+            values,
+        ))
+
+    async def get_plan(self, slug: str) -> Plan | None:
+        row = await self._run(lambda c: c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans WHERE slug = ?", (slug,)).fetchone())
+        return _plan(row) if row else None
+
+    async def list_plans(self) -> list[Plan]:
+        rows = await self._run(lambda c: c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans ORDER BY budget_per_window, slug").fetchall())
+        return [_plan(r) for r in rows]
+
+    # -- accounts and credits ----------------------------------------------
+
+    async def create_account(self, account: Account) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT INTO accounts (id, name, created_at, credits_granted) VALUES (?, ?, ?, ?)",
+            (account.id, account.name, account.created_at, account.credits_granted),
+        ))
+
+    async def get_account(self, account_id: str) -> Account | None:
+        row = await self._run(lambda c: c.execute(
+            "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (account_id,)).fetchone())
+        return Account(*row) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._run(lambda c: c.execute(
+            "SELECT id, name, created_at, credits_granted FROM accounts ORDER BY created_at, id").fetchall())
+        return [Account(*r) for r in rows]
+
+    async def add_credits(self, account_id: str, amount: int, note: str | None, at: int) -> Account:
+        def grant(c: sqlite3.Connection) -> Account:
+            c.execute("UPDATE accounts SET credits_granted = credits_granted + ? WHERE id = ?", (amount, account_id))
+            c.execute("INSERT INTO credit_grants (account_id, amount, note, created_at) VALUES (?, ?, ?, ?)",
+                      (account_id, amount, note, at))
+            row = c.execute("SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (account_id,)).fetchone()
+            return Account(*row)
+
+        return await self._run(self._tx(grant))
+
+    # -- management keys ----------------------------------------------------
+
+    async def create_management_key(self, key: ManagementKey, key_hash: str) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT INTO management_keys (id, account_id, name, key_hash, prefix, created_at) VALUES (?,?,?,?,?,?)",
+            (key.id, key.account_id, key.name, key_hash, key.prefix, key.created_at),
+        ))
+
+    async def find_management_key(self, key_hash: str) -> ManagementKey | None:
+        row = await self._run(lambda c: c.execute(
+            "SELECT id, account_id, name, prefix, created_at, revoked_at FROM management_keys WHERE key_hash = ?",
+            (key_hash,)).fetchone())
+        return ManagementKey(*row) if row else None
+
+    async def list_management_keys(self, account_id: str) -> list[ManagementKey]:
+        rows = await self._run(lambda c: c.execute(
+            "SELECT id, account_id, name, prefix, created_at, revoked_at FROM management_keys"
+            " WHERE account_id = ? ORDER BY created_at, id", (account_id,)).fetchall())
+        return [ManagementKey(*r) for r in rows]
+
+    async def revoke_management_key(self, key_id: str, at: int) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE management_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
+
+    # -- subscriptions ------------------------------------------------------
+
+    async def create_subscription(self, s: Subscription) -> None:
+        await self._run(lambda c: c.execute(
+            f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            (s.id, s.account_id, s.plan_slug, s.status, s.created_at, s.current_period_start,
+             s.current_period_end, int(s.cancel_at_period_end)),
+        ))
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        row = await self._run(lambda c: c.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone())
+        return _subscription(row) if row else None
+
+    async def list_subscriptions(self, account_id: str) -> list[Subscription]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE account_id = ? ORDER BY created_at, id",
+            (account_id,)).fetchall())
+        return [_subscription(r) for r in rows]
+
+    async def update_subscription(self, s: Subscription) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE subscriptions SET status = ?, current_period_end = ?, cancel_at_period_end = ? WHERE id = ?",
+            (s.status, s.current_period_end, int(s.cancel_at_period_end), s.id),
+        ))
+
+    # -- consumption keys ---------------------------------------------------
+
+    async def create_api_key(self, k: ApiKey, key_hash: str) -> None:
+        await self._run(lambda c: c.execute(
+            "INSERT INTO api_keys (id, account_id, type, name, prefix, created_at, subscription_id, budget_limit,"
+            " budget_window, end_user, metadata, key_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (k.id, k.account_id, k.type, k.name, k.prefix, k.created_at, k.subscription_id, k.budget_limit,
+             k.budget_window, k.end_user, json.dumps(k.metadata) if k.metadata is not None else None, key_hash),
+        ))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = await self._run(lambda c: c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
+        return _api_key(row) if row else None
+
+    async def list_api_keys(self, account_id: str) -> list[ApiKey]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,)).fetchall())
+        return [_api_key(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str, at: int) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
+
+    async def find_key_context(self, key_hash: str) -> KeyContext | None:
+        def find(c: sqlite3.Connection) -> KeyContext | None:
+            row = c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+            if row is None:
+                return None
+            key = _api_key(row)
+            account = Account(*c.execute(
+                "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (key.account_id,)).fetchone())
+            subscription = plan = None
+            if key.subscription_id:
+                srow = c.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (key.subscription_id,)).fetchone()
+                subscription = _subscription(srow)
+                prow = c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans WHERE slug = ?", (subscription.plan_slug,)).fetchone()
+                plan = _plan(prow)
+            return KeyContext(key, account, subscription, plan)
+
+        return await self._run(find)
+
+    # -- ledger -------------------------------------------------------------
+
+    async def write_ledger(self, batch: LedgerBatch) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            if batch.records:
+                c.executemany(
+                    f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})",
+                    [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in batch.records],
+                )
+            if batch.increments:
+                c.executemany(
+                    "INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
+                    " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
+                    [(i.pool, i.window_start, i.amount) for i in batch.increments],
+                )
+            if batch.reservations_added:
+                c.executemany(
+                    "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)",
+                    [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
+                )
+            if batch.reservations_removed:
+                c.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in batch.reservations_removed])
+
+        await self._run(self._tx(write))
+
+    async def read_spend(self, pool: str, window_start: int) -> int:
+        row = await self._run(lambda c: c.execute(
+            "SELECT spent FROM spend_counters WHERE pool = ? AND window_start = ?", (pool, window_start)).fetchone())
+        return row[0] if row else 0
+
+    async def load_reservations(self) -> list[StoredReservation]:
+        rows = await self._run(lambda c: c.execute(
+            "SELECT id, pools, amount, created_at, expires_at FROM reservations").fetchall())
+        return [StoredReservation(r[0], tuple(tuple(p) for p in json.loads(r[1])), r[2], r[3], r[4]) for r in rows]
+
+    async def usage_records(
+        self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[UsageRecord]:
+        sql = f"SELECT {', '.join(_USAGE_FIELDS)} FROM usage_records WHERE account_id = ?"
+        args: list[Any] = [account_id]
+        if key_id is not None:
+            sql += " AND key_id = ?"
+            args.append(key_id)
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND created_at < ?"
+            args.append(until)
+        rows = await self._run(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
+        return [UsageRecord(*r) for r in rows]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration; trigger bodies keep their inner semicolons."""
+    statements, current = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        text = "\n".join(current)
+        if sqlite3.complete_statement(text):
+            statements.append(text)
+            current = []
+    return statements

@@ -1,0 +1,1 @@
+"""Upstreams: OpenAI-compatible HTTP servers and the bundled in-process models, behind one interface."""

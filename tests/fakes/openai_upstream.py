@@ -1,0 +1,212 @@
+"""A real OpenAI-compatible server process for tests: deterministic answers, scripted faults.
+
+Tokens: every whitespace-separated word is one token. Prompt tokens of a chat
+request = words in all message contents + 4 per message + 3. Generated text is
+" w0 w1 w2 ...", one token per streamed chunk.
+
+Directives in the last user message (or the prompt) steer one request:
+  [[reply:N]]      answer with N tokens (else max_tokens, else 8)
+  [[delay:S]]      wait S seconds between streamed tokens
+  [[head-delay:S]] wait S seconds before answering at all
+  [[status:N]]     answer HTTP N with an OpenAI error body
+  [[tool:NAME]]    answer with a call to tool NAME (arguments {"city": "Paris"})
+  [[no-usage]]     leave the usage block out (non-streamed) / never send the usage chunk
+  [[echo]]         answer with the JSON of the request body as the content
+  [[cut:N]]        stream N tokens, then drop the connection
+
+Server-wide faults: --fail-status N (every request answers N).
+GET /_stats returns counters, including streams the client abandoned and how
+many tokens each had produced when it was cut.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+DIRECTIVE = re.compile(r"\[\[(\w[\w-]*)(?::([^\]]*))?\]\]")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def message_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def prompt_tokens(body: dict) -> int:
+    if "messages" in body:
+        return sum(words(message_text(m)) + 4 for m in body["messages"]) + 3
+    prompt = body.get("prompt", "")
+    return words(prompt if isinstance(prompt, str) else " ".join(map(str, prompt)))
+
+
+def directives(body: dict) -> dict[str, str]:
+    if "messages" in body:
+        users = [m for m in body["messages"] if m.get("role") == "user"]
+        text = message_text(users[-1]) if users else ""
+    else:
+        text = str(body.get("prompt", ""))
+    return {m.group(1): m.group(2) or "" for m in DIRECTIVE.finditer(text)}
+
+
+class Fake:
+    def __init__(self, fail_status: int | None, name: str) -> None:
+        self.fail_status = fail_status
+        self.name = name
+        self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "cancelled_tokens": [], "bodies": []}
+
+    def error(self, status: int) -> web.Response:
+        body = {"error": {"message": f"fake upstream {self.name} says {status}", "type": "fake_error",
+                          "code": f"http_{status}", "param": None}}
+        return web.json_response(body, status=status)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self.generate(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self.generate(request, chat=False)
+
+    async def generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        body = await request.json()
+        self.stats["requests"] += 1
+        self.stats["bodies"] = (self.stats["bodies"] + [body])[-50:]
+        if self.fail_status:
+            return self.error(self.fail_status)
+        d = directives(body)
+        if "head-delay" in d:
+            await asyncio.sleep(float(d["head-delay"]))
+        if "status" in d:
+            return self.error(int(d["status"]))
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        n = int(d["reply"]) if "reply" in d else 8
+        if max_tokens is not None:
+            n = min(n, int(max_tokens))
+        finish = "length" if max_tokens is not None and "reply" in d and int(d["reply"]) > int(max_tokens) else "stop"
+        pieces = [f" w{i}" for i in range(n)]
+        if "echo" in d:
+            pieces = [json.dumps(body, sort_keys=True)]
+        usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(pieces) if "echo" not in d else 1,
+                 "total_tokens": 0}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        rid = "chatcmpl-" + uuid.uuid4().hex
+        model = body.get("model", "fake")
+        tool = d.get("tool")
+        if not body.get("stream"):
+            if chat:
+                message: dict = {"role": "assistant", "content": "".join(pieces)}
+                if tool:
+                    message = {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": "call_" + uuid.uuid4().hex[:8], "type": "function",
+                         "function": {"name": tool, "arguments": json.dumps({"city": "Paris"})}}]}
+                    finish = "tool_calls"
+                choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                answer = {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+                          "choices": [choice]}
+            else:
+                answer = {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+                          "choices": [{"index": 0, "text": "".join(pieces), "finish_reason": finish, "logprobs": None}]}
+            if "no-usage" not in d:
+                answer["usage"] = usage
+            self.stats["completed"] += 1
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        delay = float(d.get("delay", "0") or 0)
+        cut = int(d["cut"]) if "cut" in d else None
+        sent = 0
+
+        def chunk(delta: dict | None, finish_reason=None, text: str | None = None) -> bytes:
+            if chat:
+                choice = {"index": 0, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}
+                obj = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [choice]}
+            else:
+                choice = {"index": 0, "text": text or "", "finish_reason": finish_reason, "logprobs": None}
+                obj = {"id": rid, "object": "text_completion", "created": 0, "model": model, "choices": [choice]}
+            if (body.get("stream_options") or {}).get("include_usage"):
+                obj["usage"] = None
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        try:
+            if chat:
+                await response.write(chunk({"role": "assistant", "content": ""}))
+            if tool and chat:
+                call = {"index": 0, "id": "call_" + uuid.uuid4().hex[:8], "type": "function",
+                        "function": {"name": tool, "arguments": ""}}
+                await response.write(chunk({"tool_calls": [call]}))
+                for part in ('{"city": ', '"Paris"}'):
+                    await response.write(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+                finish = "tool_calls"
+            else:
+                for piece in pieces:
+                    if cut is not None and sent >= cut:
+                        self.stats["cancelled"] += 1
+                        self.stats["cancelled_tokens"].append(sent)
+                        request.transport.close()
+                        return response
+                    if delay:
+                        await asyncio.sleep(delay)
+                    await response.write(chunk({"content": piece}, text=piece))
+                    sent += 1
+            await response.write(chunk({}, finish_reason=finish))
+            if (body.get("stream_options") or {}).get("include_usage") and "no-usage" not in d:
+                obj = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+                       "usage": usage}
+                await response.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            self.stats["completed"] += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.stats["cancelled"] += 1
+            self.stats["cancelled_tokens"].append(sent)
+            raise
+        return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.stats["requests"] += 1
+        if self.fail_status:
+            return self.error(self.fail_status)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [float(len(str(x))), 1.0, 0.0]} for i, x in enumerate(inputs)]
+        tokens = sum(words(x) if isinstance(x, str) else 1 for x in inputs)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats)
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fail-status", type=int)
+    parser.add_argument("--name", default="fake")
+    args = parser.parse_args()
+    fake = Fake(args.fail_status, args.name)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", fake.chat)
+    app.router.add_post("/v1/completions", fake.completions)
+    app.router.add_post("/v1/embeddings", fake.embeddings)
+    app.router.add_get("/v1/models", fake.models)
+    app.router.add_get("/_stats", fake.get_stats)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, handle_signals=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The operator plane over HTTP against the real gateway process."""
+
+import httpx
+import pytest
+
+
+def test_account_subscription_credits_lifecycle(gateway):
+    r = gateway.admin("POST", "/admin/accounts", {"name": "acme"})
+    assert r.status_code == 201
+    data = r.json()
+    assert data["success"] is True
+    account = data["data"]
+    assert account["management_key"].startswith("mk_")
+    assert account["name"] == "acme"
+
+    listed = gateway.admin("GET", "/admin/accounts").json()["data"]
+    assert [a["id"] for a in listed] == [account["id"]]
+    assert "management_key" not in listed[0]
+
+    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/subscriptions", {"plan": "standard", "period_days": 7})
+    assert r.status_code == 201
+    sub = r.json()["data"]
+    assert (sub["plan"], sub["status"], sub["cancel_at_period_end"]) == ("standard", "active", False)
+
+    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/credits", {"amount": "12.50"})
+    assert r.status_code == 200
+    assert r.json()["data"]["credit_balance"] == 12.5
+    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/credits", {"amount": 0.25})
+    assert r.json()["data"]["credit_balance"] == 12.75
+
+    r = gateway.admin("POST", f"/admin/subscriptions/{sub['id']}/cancel")
+    assert r.json()["data"]["status"] == "canceled"
+    assert r.json()["data"]["cancel_at_period_end"] is True
+    r = gateway.admin("POST", f"/admin/subscriptions/{sub['id']}/expire")
+    assert r.json()["data"]["status"] == "expired"
+
+    shown = gateway.admin("GET", f"/admin/accounts/{account['id']}").json()["data"]
+    assert [s["status"] for s in shown["subscriptions"]] == ["expired"]
+    assert len(shown["management_keys"]) == 1
+
+    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/management-keys", {"name": "ci"})
+    assert r.status_code == 201
+    assert r.json()["data"]["management_key"].startswith("mk_")
+
+
+def test_operator_can_add_plans_but_not_override_config_plans(gateway):
+    r = gateway.admin("POST", "/admin/plans", {"slug": "mini", "budget_per_window": "0.05", "window": "1h", "rpm": 10})
+    assert r.status_code == 201, r.text
+    plan = r.json()["data"]
+    assert (plan["window"], plan["budget_per_window"], plan["rpm"]) == ("1h", 0.05, 10)
+    slugs = [p["slug"] for p in gateway.admin("GET", "/admin/plans").json()["data"]]
+    assert {"standard", "pro", "tiny", "mini"} <= set(slugs)
+    r = gateway.admin("POST", "/admin/plans", {"slug": "standard", "budget_per_window": 1})
+    assert r.status_code == 409
+    assert r.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, fragment",
+    [
+        ("POST", "/admin/accounts", {}, 400, "name"),
+        ("POST", "/admin/accounts", {"name": 42}, 400, "name"),
+        ("POST", "/admin/accounts", None, 400, "empty"),
+        ("POST", "/admin/accounts/acct_nope/subscriptions", {"plan": "standard"}, 404, "account"),
+        ("POST", "/admin/plans", {"slug": "x", "budget_per_window": "lots"}, 400, "budget_per_window"),
+        ("POST", "/admin/plans", {"slug": "x", "budget_per_window": 1, "window": "forever"}, 400, "window"),
+        ("DELETE", "/admin/accounts", None, 405, "not allowed"),
+        ("GET", "/admin/nothing-here", None, 404, "no endpoint"),
+    ],
+)
+def test_bad_operator_requests_get_clear_4xx_in_the_envelope(gateway, method, path, body, status, fragment):
+    r = gateway.admin(method, path, body)
+    assert r.status_code == status
+    payload = r.json()
+    assert payload["success"] is False
+    assert fragment in payload["error"]["message"]
+    assert payload["error"]["code"]
+
+
+def test_subscription_grant_checks_its_input(gateway):
+    account_id, _ = gateway.account()
+    cases = [
+        ({"plan": "gold"}, 404, "plan"),
+        ({}, 400, "plan"),
+        ({"plan": 3}, 400, "plan"),
+        ({"plan": "standard", "period_days": "thirty"}, 400, "period_days"),
+        ({"plan": "standard", "period_days": 0}, 400, "period_days"),
+    ]
+    for body, status, fragment in cases:
+        r = gateway.admin("POST", f"/admin/accounts/{account_id}/subscriptions", body)
+        assert r.status_code == status, (body, r.text)
+        assert fragment in r.json()["error"]["message"]
+    for amount in (-5, 0, "ten", 0.0000000001, True):
+        r = gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": amount})
+        assert r.status_code == 400, (amount, r.text)
+
+
+def test_operator_token_is_required(gateway):
+    for token in ("wrong", "sk_not_an_admin_token", "tga_almost_" + gateway.admin_token):
+        r = gateway.admin("GET", "/admin/accounts", token=token)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "invalid_admin_token"
+    assert httpx.get(gateway.url + "/admin/accounts").status_code == 401
+    account_id, mk = gateway.account()
+    # A management key is not an operator token.
+    assert gateway.admin("GET", "/admin/accounts", token=mk).status_code == 401
+
+
+def test_malformed_json_and_oversized_bodies_are_4xx(gateway):
+    headers = {"Authorization": f"Bearer {gateway.admin_token}", "Content-Type": "application/json"}
+    r = httpx.post(gateway.url + "/admin/accounts", content=b"{not json", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = httpx.post(gateway.url + "/admin/accounts", content=b'{"name": "' + b"x" * (9 * 1024 * 1024) + b'"}',
+                   headers=headers)
+    assert r.status_code == 413
