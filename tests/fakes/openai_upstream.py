@@ -2,7 +2,9 @@
 
 Tokens: every whitespace-separated word is one token. Prompt tokens of a chat
 request = words in all message contents + 4 per message + 3. Generated text is
-" w0 w1 w2 ...", one token per streamed chunk.
+" w0 w1 w2 ...", one token per streamed chunk. With --tokenizer PATH (a
+tokenizer.json), tokens are that tokenizer's instead, and the generated words
+are common English words that are one token each.
 
 Directives in the last user message (or the prompt) steer one request:
   [[reply:N]]      answer with N tokens (else max_tokens, else 8)
@@ -33,7 +35,15 @@ from aiohttp import web
 DIRECTIVE = re.compile(r"\[\[(\w[\w-]*)(?::([^\]]*))?\]\]")
 
 
+COMMON_WORDS = ("the cat dog house blue water time people year good new first last long great little own other "
+                "old right big high small large next early young few public bad same able red green tree river city "
+                "road book").split()
+TOKENIZER = None
+
+
 def words(text: str) -> int:
+    if TOKENIZER is not None:
+        return len(TOKENIZER.encode(text, add_special_tokens=False).ids) if text else 0
     return len(text.split())
 
 
@@ -95,7 +105,8 @@ class Fake:
         if max_tokens is not None:
             n = min(n, int(max_tokens))
         finish = "length" if max_tokens is not None and "reply" in d and int(d["reply"]) > int(max_tokens) else "stop"
-        pieces = [f" w{i}" for i in range(n)]
+        pieces = [f" w{i}" for i in range(n)] if TOKENIZER is None else [
+            " " + COMMON_WORDS[i % len(COMMON_WORDS)] for i in range(n)]
         if "echo" in d:
             pieces = [json.dumps(body, sort_keys=True)]
         usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(pieces) if "echo" not in d else 1,
@@ -197,7 +208,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fail-status", type=int)
     parser.add_argument("--name", default="fake")
+    parser.add_argument("--tokenizer", help="count tokens with this tokenizer.json")
     args = parser.parse_args()
+    if args.tokenizer:
+        from tokenizers import Tokenizer
+
+        global TOKENIZER
+        TOKENIZER = Tokenizer.from_file(args.tokenizer)
+        TOKENIZER.no_truncation()
+        TOKENIZER.no_padding()
     fake = Fake(args.fail_status, args.name)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", fake.chat)

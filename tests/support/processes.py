@@ -67,11 +67,13 @@ class Process:
             self.proc.wait()
 
 
-def start_upstream(tmp: Path, name: str = "fake", fail_status: int | None = None) -> Process:
+def start_upstream(tmp: Path, name: str = "fake", fail_status: int | None = None, tokenizer: str | None = None) -> Process:
     port = free_port()
     args = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", str(port), "--name", name]
     if fail_status:
         args += ["--fail-status", str(fail_status)]
+    if tokenizer:
+        args += ["--tokenizer", tokenizer]
     return Process(args, f"http://127.0.0.1:{port}", tmp / f"upstream-{name}-{port}.log").start("/v1/models")
 
 

@@ -21,6 +21,12 @@ def test_no_config_serves_the_bundled_models_and_shipped_plans():
     assert config.server.database == "sqlite:///.tollgate/tollgate.db"
 
 
+def test_plan_defaults_are_applied(tmp_path):
+    config = load_config(write(tmp_path, '[[plans]]\nslug = "lean"\nbudget_per_window = "0.01"\n'), env={})
+    lean = {p.slug: p for p in config.plans}["lean"]
+    assert (lean.window, lean.period_days, lean.name) == (5 * 3600, 30, "Lean")
+
+
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n')
     config = load_config(path, env={"TOLLGATE_PORT": "9100", "TOLLGATE_ADMIN_TOKEN": "t"})

@@ -145,7 +145,7 @@ def _plan(t: Table) -> PlanConfig:
         name=t.str("name", None) or "",
         price_monthly=t.usd("price_monthly", 0),
         period_days=t.int("period_days", 30, minimum=1),
-        window=t.duration("window", "5h"),
+        window=t.duration("window", 5 * 3600),
         budget_per_window=t.usd("budget_per_window"),
         rpm=t.int("rpm", 60, minimum=1),
         tpm=t.int("tpm", 100_000, minimum=1),

@@ -19,6 +19,7 @@ class TokenizerFileCounter:
 
         self._tokenizer = Tokenizer.from_file(path)
         self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
 
     def count_text(self, text: str) -> int:
         if not text:
