@@ -15,6 +15,7 @@ Directives in the last user message (or the prompt) steer one request:
   [[no-usage]]     leave the usage block out (non-streamed) / never send the usage chunk
   [[echo]]         answer with the JSON of the request body as the content
   [[cut:N]]        stream N tokens, then drop the connection
+  [[judge:WORD]]   when asked by a routing judge (its system prompt says so), answer WORD
 
 Server-wide faults: --fail-status N (every request answers N).
 GET /_stats returns counters, including streams the client abandoned and how
@@ -109,6 +110,10 @@ class Fake:
             " " + COMMON_WORDS[i % len(COMMON_WORDS)] for i in range(n)]
         if "echo" in d:
             pieces = [json.dumps(body, sort_keys=True)]
+        system = next((message_text(m) for m in body.get("messages", []) if m.get("role") == "system"), "")
+        if "judge" in d and system.startswith("You route requests"):
+            self.stats["judged"] = self.stats.get("judged", 0) + 1
+            pieces = [d["judge"]]
         usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(pieces) if "echo" not in d else 1,
                  "total_tokens": 0}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

@@ -8,9 +8,10 @@ from tollgate.accounts.models import Account, Plan
 from tollgate.accounts.service import AccountService
 from tollgate.api import fields, views
 from tollgate.api.auth import AdminAuth
-from tollgate.api.http import Request, Router, Send, send_json
+from tollgate.api.http import Request, Router, Send, send_bytes, send_json
 from tollgate.budget.ledger import BudgetLedger
 from tollgate.budget.pools import credit_pool
+from tollgate.routing.metrics import RouteMetrics
 
 
 def ok(data: object) -> dict:
@@ -20,8 +21,9 @@ def ok(data: object) -> dict:
 class AdminAPI:
     def __init__(
         self, accounts: AccountService, auth: AdminAuth, ledger: BudgetLedger, max_body: int,
-        clock: Callable[[], float],
+        clock: Callable[[], float], metrics: RouteMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.accounts = accounts
         self.auth = auth
         self.ledger = ledger
@@ -40,6 +42,8 @@ class AdminAPI:
         router.add("POST", "/admin/subscriptions/{subscription_id}/expire", self.expire_subscription)
         router.add("GET", "/admin/plans", self.list_plans)
         router.add("POST", "/admin/plans", self.create_plan)
+        router.add("GET", "/admin/metrics/routes", self.route_metrics)
+        router.add("GET", "/metrics", self.prometheus)
 
     async def _body(self, request: Request) -> dict:
         self.auth.check(request.bearer())
@@ -138,3 +142,14 @@ class AdminAPI:
         plan = await self.accounts.create_plan(plan)
         await send_json(send, 201, ok(views.admin_plan(plan)))
 
+
+    async def route_metrics(self, request: Request, send: Send) -> None:
+        """Per-route requests, latency, cost and fallbacks since the gateway started."""
+        self.auth.check(request.bearer())
+        rows = self.metrics.snapshot() if self.metrics else []
+        await send_json(send, 200, ok(rows))
+
+    async def prometheus(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        text = self.metrics.prometheus() if self.metrics else ""
+        await send_bytes(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from tollgate.budget.windows import iso
 from tollgate.config.durations import format_duration
 from tollgate.gateway.admission import Admitter
 from tollgate.gateway.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
-from tollgate.gateway.estimate import message_text
+from tollgate.routing.text import sample_request
 from tollgate.gateway.flow import Flow
 from tollgate.gateway.guard import DisconnectGuard
 from tollgate.gateway.models import ModelRegistry
@@ -33,6 +34,21 @@ SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
 
 def new_request_id() -> str:
     return "req_" + os.urandom(12).hex()
+
+
+def session_of(body: dict) -> str:
+    """A conversation's id: the hash of its opening (system prompt and first user turn).
+
+    Agents resend the whole history each step, so every request of one
+    conversation starts with the same messages; the cost lab groups usage
+    records by this id to measure how much of each prompt was resent context.
+    """
+    opening = []
+    for message in body.get("messages") or ():
+        opening.append(message)
+        if isinstance(message, dict) and message.get("role") == "user":
+            break
+    return hashlib.blake2b(orjson.dumps(opening), digest_size=8).hexdigest()
 
 
 class OpenAISink:
@@ -135,14 +151,16 @@ class OpenAIAPI:
         options = body.get("stream_options")
         field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
         text = None
-        if route is not None and self.store_request_text:
-            text = "\n".join(message_text(m) for m in body.get("messages") or ())[-4000:]
+        if route is not None and self.store_request_text and endpoint == CHAT:
+            text = orjson.dumps(sample_request(body)).decode()
         return Call(
             endpoint=endpoint, body=body, chain=chain, stream=stream,
             include_usage=bool(stream and isinstance(options, dict) and options.get("include_usage")),
             max_tokens=body.get(field), max_tokens_field=field,
             choices=body.get("n") or 1 if endpoint != EMBEDDINGS else 1,
-            route=route, request_text=text, request_id=new_request_id(),
+            route=route, profile=(body.get("model") or "").partition(":")[2] or "auto" if route else None,
+            request_text=text, request_id=new_request_id(),
+            session=session_of(body) if endpoint == CHAT else None,
         )
 
     async def models(self, request: Request, send: Send) -> None:

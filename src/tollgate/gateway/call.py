@@ -21,9 +21,11 @@ class Call:
     max_tokens: int | None = None
     max_tokens_field: str = "max_tokens"
     choices: int = 1
-    route: str | None = None
+    route: str | None = None  # the category, when model `auto` chose the chain
+    profile: str | None = None
     request_text: str | None = None
     request_id: str = ""
+    session: str | None = None
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @property

@@ -27,6 +27,7 @@ from tollgate.gateway.refusals import budget_refusal, rate_refusal
 from tollgate.gateway.sink import Sink
 from tollgate.gateway.sse import EventStream, Usage, usage_from
 from tollgate.metering.records import UsageRecord
+from tollgate.routing.metrics import RouteMetrics
 from tollgate.upstream.base import UpstreamError
 
 # Without a tokenizer, an answer that reports no usage is counted at one token per
@@ -35,10 +36,12 @@ ESTIMATE_BYTES_PER_TOKEN = 3
 
 
 class Flow:
-    def __init__(self, admitter: Admitter, ledger: BudgetLedger, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, admitter: Admitter, ledger: BudgetLedger, clock: Callable[[], float] = time.time,
+                 metrics: RouteMetrics | None = None) -> None:
         self.admitter = admitter
         self.ledger = ledger
         self.clock = clock
+        self.metrics = metrics
 
     # -- entry ----------------------------------------------------------------
 
@@ -210,6 +213,7 @@ class Flow:
         record.key_window_start = admission.grant.window_start("key")
         settled = await self.ledger.settle(admission.grant, cost, record)
         self.admitter.settle_rate(admission, usage.prompt_tokens, usage.completion_tokens)
+        self._observe(call, record)
         return settled
 
     def _record(self, ctx, call, model, started, t0, status, error, usage: Usage | None, fallbacks=0) -> UsageRecord:
@@ -219,12 +223,19 @@ class Flow:
             route=call.route, endpoint=call.endpoint, status=status,
             input_tokens=usage.prompt_tokens if usage else 0, output_tokens=usage.completion_tokens if usage else 0,
             cost=0, latency_ms=(time.perf_counter() - t0) * 1000.0, estimated=bool(usage and usage.estimated),
-            stream=call.stream, fallbacks=fallbacks, error=error,
+            stream=call.stream, fallbacks=fallbacks, error=error, session=call.session,
             cached_prefix_tokens=usage.cached_tokens if usage else None, request_text=call.request_text,
         )
 
     async def _record_failure(self, ctx, call, model, started, t0, status: int, error: str) -> None:
-        await self.ledger.record(self._record(ctx, call, model, started, t0, status, error, None))
+        record = self._record(ctx, call, model, started, t0, status, error, None)
+        self._observe(call, record)
+        await self.ledger.record(record)
+
+    def _observe(self, call: Call, record: UsageRecord) -> None:
+        if self.metrics is not None and call.route is not None:
+            self.metrics.observe(f"{call.profile}:{call.route}", record.model, record.status, record.latency_ms,
+                                 record.cost, record.input_tokens, record.output_tokens, record.fallbacks)
 
     def _headers(self, call: Call, attempt: relay.Attempt) -> list[tuple[bytes, bytes]]:
         headers = [(b"x-request-id", call.request_id.encode()), (b"x-tollgate-model", attempt.model.id.encode())]

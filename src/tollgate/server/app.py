@@ -31,7 +31,8 @@ def mount(router: Router, services: Services, admin_hash: str) -> None:
 
     AnthropicAPI(openai).mount(router)
     ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock).mount(router)
-    AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock).mount(router)
+    AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock,
+             services.metrics).mount(router)
 
 
 def create_app(config: Config, announce: Callable[[Services, str | None], None] | None = None,

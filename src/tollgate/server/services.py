@@ -18,6 +18,7 @@ from tollgate.gateway.flow import Flow
 from tollgate.gateway.models import ModelRegistry
 from tollgate.gateway.resolve import AutoRouter, ModelResolver
 from tollgate.metering.writer import LedgerWriter
+from tollgate.routing.metrics import RouteMetrics
 from tollgate.server.setup import open_configured_store
 from tollgate.store.base import Store
 from tollgate.upstream.base import Upstream
@@ -41,6 +42,7 @@ class Services:
     resolver: ModelResolver
     admitter: Admitter
     flow: Flow
+    metrics: RouteMetrics
     clock: Callable[[], float] = time.time
     tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -65,25 +67,28 @@ async def open_services(config: Config, clock: Callable[[], float] = time.time) 
     for upstream in upstreams.values():
         await upstream.start()
     registry = ModelRegistry.build(config, upstreams)
-    router: AutoRouter | None = build_auto_router(config, registry)
+    metrics = RouteMetrics()
+    router: AutoRouter | None = build_auto_router(config, registry, ledger, metrics)
     limiter = RateLimiter()
     admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS)
     services = Services(
         config=config, store=store, writer=writer, ledger=ledger, limiter=limiter,
         accounts=AccountService(store, clock), upstreams=upstreams, registry=registry,
-        resolver=ModelResolver(registry, router), admitter=admitter, flow=Flow(admitter, ledger, clock), clock=clock,
+        resolver=ModelResolver(registry, router), admitter=admitter, flow=Flow(admitter, ledger, clock, metrics),
+        metrics=metrics, clock=clock,
     )
     services.tasks.append(asyncio.get_running_loop().create_task(_expire_forever(ledger)))
     return services
 
 
-def build_auto_router(config: Config, registry: ModelRegistry) -> AutoRouter | None:
+def build_auto_router(config: Config, registry: ModelRegistry, ledger: BudgetLedger,
+                      metrics: RouteMetrics) -> AutoRouter | None:
     """The `auto` router, when the config has route tables (see tollgate.routing)."""
     if not config.routes:
         return None
     from tollgate.routing.router import build_router
 
-    return build_router(config, registry)
+    return build_router(config, registry, ledger, metrics)
 
 
 async def _expire_forever(ledger: BudgetLedger) -> None:

@@ -52,6 +52,9 @@ class Store(Protocol):
 
     async def read_spend(self, pool: str, window_start: int) -> int: ...
     async def load_reservations(self) -> list[StoredReservation]: ...
+    async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
+        """(request text, category, model) of up to `count` random routed requests since `since` (opt-in text)."""
+
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[UsageRecord]: ...

@@ -327,6 +327,12 @@ class SQLiteStore:
             "SELECT id, pools, amount, created_at, expires_at FROM reservations").fetchall())
         return [StoredReservation(r[0], tuple(tuple(p) for p in json.loads(r[1])), r[2], r[3], r[4]) for r in rows]
 
+    async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
+        rows = await self._run(lambda c: c.execute(
+            "SELECT request_text, route, model FROM usage_records WHERE request_text IS NOT NULL AND route IS NOT NULL"
+            " AND created_at >= ? ORDER BY random() LIMIT ?", (since, count)).fetchall())
+        return [tuple(r) for r in rows]
+
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[UsageRecord]:
