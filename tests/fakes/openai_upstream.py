@@ -16,6 +16,7 @@ Directives in the last user message (or the prompt) steer one request:
   [[echo]]         answer with the JSON of the request body as the content
   [[cut:N]]        stream N tokens, then drop the connection
   [[judge:WORD]]   when asked by a routing judge (its system prompt says so), answer WORD
+  [[script:a,b]]   in any user message: the agent toolkit's scripted model (tests/fakes/budget_gateway.py)
 
 Server-wide faults: --fail-status N (every request answers N).
 GET /_stats returns counters, including streams the client abandoned and how
@@ -120,6 +121,21 @@ class Fake:
         rid = "chatcmpl-" + uuid.uuid4().hex
         model = body.get("model", "fake")
         tool = d.get("tool")
+        scripted = chat and any(
+            m.get("role") == "user" and "[[script:" in message_text(m) for m in body.get("messages", []))
+        if scripted and not body.get("stream"):
+            from tests.fakes.budget_gateway import scripted_reply
+
+            message = scripted_reply(body["messages"])
+            text = message.get("content") or json.dumps(message.get("tool_calls"))
+            usage["completion_tokens"] = max(1, words(text))
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            self.stats["completed"] += 1
+            return web.json_response({
+                "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+                "usage": usage})
         if not body.get("stream"):
             if chat:
                 message: dict = {"role": "assistant", "content": "".join(pieces)}

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "tollgate.cli.operator",
     "tollgate.cli.cost",
     "tollgate.cli.models",
+    "tollgate.cli.agent",
 )
 
 
