@@ -99,7 +99,13 @@ class Fake:
             return self.error(self.fail_status)
         d = directives(body)
         if "head-delay" in d:
-            await asyncio.sleep(float(d["head-delay"]))
+            deadline = time.monotonic() + float(d["head-delay"])
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+                if request.transport is None or request.transport.is_closing():
+                    self.stats["cancelled"] += 1  # the gateway gave up on us before the answer
+                    self.stats["cancelled_tokens"].append(0)
+                    return web.Response(status=499)
         if "status" in d:
             return self.error(int(d["status"]))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")

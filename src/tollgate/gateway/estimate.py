@@ -115,11 +115,16 @@ def embedding_input_bound(body: dict, counter: TokenCounter | None) -> int:
 
 
 def text_tokens(text: str, counter: TokenCounter | None, pieces: int) -> int:
-    """Tokens in generated text whose usage the upstream never reported (a cut stream).
+    """Tokens in generated text whose usage the upstream never reported.
 
-    With the tokenizer: exact. Without: the larger of the number of streamed
-    pieces (servers send about one token per piece) and one token per four bytes.
+    With the model's tokenizer: exact. Without one, for a stream: the larger of
+    the number of streamed pieces (servers send about one token per piece) and
+    one token per four bytes (in case a server packs several tokens per piece).
+    For a whole answer (`pieces == 0`): one token per three bytes, above the
+    real count for English prose and code.
     """
     if counter is not None:
         return counter.count_text(text)
-    return max(pieces, -(-_size(text) // 4))
+    if pieces:
+        return max(pieces, -(-_size(text) // 4))
+    return -(-_size(text) // 3)

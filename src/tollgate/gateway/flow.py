@@ -137,12 +137,14 @@ class Flow:
             await self._settle(call, attempt, admission, usage, started, t0, 502, "upstream sent invalid JSON")
             await sink.error(APIError(502, "upstream_error", "the upstream sent an answer that is not JSON"))
             return
-        usage = usage_from(obj) or self._estimate(call, attempt.model, _answer_text(obj), 1)
+        usage = usage_from(obj) or self._estimate(call, attempt.model, _answer_text(obj), 0)
         settled = await self._settle(call, attempt, admission, usage, started, t0, 200, None)
         guard.stop()
-        changed = attempt.model.config.upstream_model != attempt.model.id
+        changed = attempt.model.config.upstream_model != attempt.model.id or usage.estimated
         if changed:
             obj["model"] = attempt.model.id
+            if usage.estimated:
+                obj["usage"] = usage_block(usage)
         headers = self._headers(call, attempt) + budget_headers(settled, admission)
         await sink.reply(raw, obj if changed else None, headers)
 
@@ -175,7 +177,11 @@ class Flow:
         if status == 499:
             return
         guard.stop()
-        await sink.close(usage, settled.charged, events.usage_event if call.include_usage else None, failure)
+        usage_event = None
+        if call.include_usage:
+            usage_event = events.usage_event or {"object": "chat.completion.chunk", "model": attempt.model.id,
+                                                 "choices": [], "usage": usage_block(usage)}
+        await sink.close(usage, settled.charged, usage_event, failure)
 
     async def _upstream_refused(self, call, attempt, admission, sink, started, t0) -> None:
         """A 4xx from the upstream is the client's own error: pass it on, charge nothing."""
@@ -244,6 +250,12 @@ class Flow:
         if attempt.fallbacks:
             headers.append((b"x-tollgate-fallbacks", str(attempt.fallbacks).encode()))
         return headers + call.extra_headers
+
+
+def usage_block(usage: Usage) -> dict:
+    """An OpenAI usage object for usage the gateway counted itself (`estimated: true`)."""
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens, "estimated": usage.estimated}
 
 
 def _answer_text(obj: dict) -> str:

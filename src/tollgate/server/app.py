@@ -53,5 +53,6 @@ def create_app(config: Config, announce: Callable[[Services, str | None], None] 
         services = state.pop("services", None)
         if services is not None:
             await services.close()
+            log.info("shut down cleanly: every usage record is written")
 
     return App(router, on_startup=[startup], on_shutdown=[shutdown])

@@ -284,6 +284,9 @@ class HTTPUpstream:
             try:
                 await response._head
                 return response
+            except asyncio.CancelledError:
+                conn.abort()  # the client went away: the upstream must stop working on it now
+                raise
             except UpstreamError as exc:
                 # A kept-alive connection the server closed while idle: retry once on a new one.
                 if reused and exc.kind == "closed" and attempt == 0 and not response._chunks:
