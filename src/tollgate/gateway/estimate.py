@@ -75,9 +75,14 @@ def _count(text: str, counter: TokenCounter | None) -> int:
 def chat_prompt_bound(body: dict, counter: TokenCounter | None) -> int:
     """At least as many prompt tokens as the upstream will bill for this chat request."""
     messages = body.get("messages") or []
-    total = REQUEST_OVERHEAD
-    for message in messages:
-        total += MESSAGE_OVERHEAD + _count(message_text(message), counter) + _media_tokens(message)
+    if counter is not None:
+        # The model's own count of the templated prompt (exact for the bundled model,
+        # an upper bound for tokenizer files), plus what the template does not see.
+        total = counter.count_chat(messages) + sum(_media_tokens(m) for m in messages)
+    else:
+        total = REQUEST_OVERHEAD
+        for message in messages:
+            total += MESSAGE_OVERHEAD + _size(message_text(message)) + _media_tokens(message)
     for key in ("tools", "functions", "response_format"):
         value = body.get(key)
         if value:

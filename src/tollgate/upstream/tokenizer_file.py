@@ -7,10 +7,8 @@ tight (exact content tokens plus a fixed allowance for the chat template).
 
 from __future__ import annotations
 
+from tollgate.gateway.estimate import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, message_text
 from tollgate.upstream.base import TokenCounter
-
-# Template tokens per message (role markers, separators) allowed on top of the content.
-MESSAGE_OVERHEAD = 8
 
 
 class TokenizerFileCounter:
@@ -27,9 +25,8 @@ class TokenizerFileCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def count_chat(self, messages: list[dict]) -> int:
-        from tollgate.gateway.estimate import message_text
-
-        return sum(MESSAGE_OVERHEAD + self.count_text(message_text(m)) for m in messages) + MESSAGE_OVERHEAD
+        """Content tokens exactly, plus a template allowance per message and per request (an upper bound)."""
+        return sum(MESSAGE_OVERHEAD + self.count_text(message_text(m)) for m in messages) + REQUEST_OVERHEAD
 
 
 def load_counter(spec: str | None, upstream: object) -> TokenCounter | None:
