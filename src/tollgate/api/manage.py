@@ -7,8 +7,11 @@ found: a management key can never see or touch another account.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import orjson
 
 from tollgate.accounts.models import ApiKey, Subscription
 from tollgate.accounts.service import AccountService
@@ -17,6 +20,10 @@ from tollgate.api.auth import ManagementAuth
 from tollgate.api.http import Request, Router, Send, send_json
 from tollgate.budget.ledger import BudgetLedger
 from tollgate.budget.pools import credit_pool, subscription_pool
+from tollgate.catalog import load_reference_catalog
+from tollgate.config.schema import ModelConfig
+from tollgate.costlab.live import catalog_prices, live_overhead, served_prices
+from tollgate.costlab.live_report import live_json
 from tollgate.metering.reports import spend_report
 from tollgate.store.base import Store
 
@@ -30,7 +37,7 @@ def ok(data: object) -> dict:
 class ManagementAPI:
     def __init__(
         self, accounts: AccountService, store: Store, auth: ManagementAuth, ledger: BudgetLedger, max_body: int,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, models: Sequence[ModelConfig] | None = None,
     ) -> None:
         self.accounts = accounts
         self.store = store
@@ -38,6 +45,8 @@ class ManagementAPI:
         self.ledger = ledger
         self.max_body = max_body
         self.clock = clock
+        # The served models' prices, for the overhead report; None when the gateway did not pass them.
+        self.models = tuple(models) if models is not None else None
 
     def mount(self, router: Router) -> None:
         router.add("GET", "/api/plans", self.plans)
@@ -51,6 +60,7 @@ class ManagementAPI:
         router.add("DELETE", "/api/keys/{key_id}", self.revoke_key)
         router.add("GET", "/api/usage", self.usage)
         router.add("GET", "/api/usage/{key_id}", self.key_usage)
+        router.add("GET", "/api/analytics/overhead", self.overhead)
 
     async def _account_id(self, request: Request) -> str:
         return (await self.auth.authenticate(request.bearer())).account_id
@@ -197,3 +207,30 @@ class ManagementAPI:
             "keyId": key.id, "name": key.name, "total": report["total"], "byWindow": report["by_window"],
             "byDay": report["by_day"], "byWeek": report["by_week"], "byMonth": report["by_month"],
         }))
+
+    async def overhead(self, request: Request, send: Send) -> None:
+        """`GET /api/analytics/overhead?days=N&keyId=...&steps=1`: resent context vs new input, per key and
+        conversation, and the same traffic on other models and plans (tollgate.costlab.live)."""
+        account_id = await self._account_id(request)
+        since = self._since(request)
+        key_id = request.query.get("keyId")
+        if key_id is not None:
+            key_id = (await self.accounts.key(account_id, key_id)).id  # another account's key: 404
+        steps = request.query.get("steps", "").lower()
+        if steps not in ("", "0", "1", "true", "false"):
+            raise fields.bad("steps", "must be true or false")
+        records = await self.store.usage_records(account_id, key_id=key_id, since=since)
+        names = {k.id: k.name for k in await self.accounts.keys(account_id)}
+        plans = await self.accounts.list_plans()
+        until = self.clock()
+
+        def build() -> dict:
+            catalog, unpriced = catalog_prices(load_reference_catalog())
+            report = live_overhead(records, served_prices(self.models or ()) + catalog, plans, account_id,
+                                   since, until, names, unpriced)
+            data = live_json(report, usd=views.usd, number=lambda text: orjson.Fragment(text.encode()), camel=True,
+                             steps=steps in ("1", "true"))
+            data["servedModelsKnown"] = self.models is not None
+            return data
+
+        await send_json(send, 200, ok(await asyncio.to_thread(build)))

@@ -25,6 +25,16 @@ Figures in the post that disagree with its own breakdown:
     post quotes; $15/$75 is an older Opus price (Opus 4.6 is $5/$25); Pro is $60/mo, not $50.
 See docs/costlab.md for the derivation."""
 
+LIVE_EPILOG = """\
+A conversation is the requests of one key that share a session id (the hash of the
+messages up to and including the first user message). In admission order, each
+request's prompt resent the longest prefix of the conversation so far that fits in it
+(0, an earlier prompt, or an earlier prompt plus its answer); the rest is new. In a
+conversation that only grows that is min(prompt, previous prompt + previous output); a
+prompt that shrinks (retry, edit, branch, restart) goes back to the prefix it still fits.
+Costs are the ledger's own charges; the resent part is priced at the model's input price.
+See docs/costlab.md, "Live overhead"."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     cost = sub.add_parser("cost", help="cost lab: agent task costs and cost per quality point",
@@ -71,6 +81,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--svg", metavar="PATH", help="also write the scatter plot as SVG to PATH")
     quality.add_argument("--json", action="store_true", help="print JSON for scripts")
     quality.set_defaults(func=run_quality)
+
+    live = inner.add_parser(
+        "live",
+        help="resent context vs new input in the gateway's own traffic, and its cost on other models and plans",
+        description="Live overhead analytics from this gateway's usage records: per key and per conversation, "
+                    "how many input tokens were resent context versus new and what that cost, and what the same "
+                    "traffic would have cost on every served and catalog model and on each flat plan.",
+        epilog=LIVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    live.add_argument("--account", required=True, metavar="ID", help="the account whose usage to analyse")
+    live.add_argument("--key", metavar="ID", help="only this API key of the account")
+    live.add_argument("--days", type=_positive, default=31, metavar="N", help="the last N days (default 31)")
+    live.add_argument("--steps", action="store_true", help="with --json: every request of every conversation")
+    live.add_argument("--config", "-c", help="TOML config file (default: $TOLLGATE_CONFIG, else built-in defaults)")
+    live.add_argument("--json", action="store_true", help="print JSON for scripts")
+    live.set_defaults(func=run_live)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -151,3 +178,55 @@ def run_quality(args: argparse.Namespace) -> int:
         if args.svg:
             print(f"\nPlot written to {args.svg}")
     return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tollgate.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        report = asyncio.run(_live_report(config, args.account, args.key, args.days))
+    except ConfigError as exc:
+        print(f"tollgate cost live: bad config: {exc}", file=sys.stderr)
+        return 1
+    except _NotFound as exc:
+        print(f"tollgate cost live: {exc}", file=sys.stderr)
+        return 1
+    from tollgate.costlab.live_report import live_json, render_live_text
+
+    if args.json:
+        print(json.dumps(live_json(report, steps=args.steps), indent=2))
+    else:
+        print(render_live_text(report))
+    return 0
+
+
+class _NotFound(Exception):
+    """The account, or the account's key, that `cost live` was asked about does not exist."""
+
+
+async def _live_report(config, account_id: str, key_id: str | None, days: int):
+    import time
+
+    from tollgate.catalog import load_reference_catalog
+    from tollgate.costlab.live import catalog_prices, live_overhead, served_prices
+    from tollgate.server.setup import open_configured_store
+
+    store = await open_configured_store(config)
+    try:
+        if await store.get_account(account_id) is None:
+            raise _NotFound(f"no account {account_id!r}")
+        keys = await store.list_api_keys(account_id)
+        if key_id is not None and key_id not in {k.id for k in keys}:
+            raise _NotFound(f"account {account_id!r} has no key {key_id!r}")
+        until = time.time()
+        since = until - days * 86400
+        records = await store.usage_records(account_id, key_id=key_id, since=since)
+        plans = await store.list_plans()
+    finally:
+        await store.close()
+    catalog, unpriced = catalog_prices(load_reference_catalog())
+    return live_overhead(records, served_prices(config.models) + catalog, plans, account_id, since, until,
+                         {k.id: k.name for k in keys}, unpriced)

@@ -30,7 +30,8 @@ def mount(router: Router, services: Services, admin_hash: str) -> None:
     from tollgate.api.anthropic import AnthropicAPI
 
     AnthropicAPI(openai).mount(router)
-    ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock).mount(router)
+    ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
+                  models=config.models).mount(router)
     AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock,
              services.metrics).mount(router)
 
