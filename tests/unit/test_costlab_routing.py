@@ -45,3 +45,23 @@ def test_classifier_misroutes_are_priced_where_they_went():
     assert report.misroutes == {("code", "general"): 3}
     assert report.correct == 0 and report.total == 3
     assert report.routed_cost == report.baseline_cost == 3 * 200 * 1000
+
+
+def test_the_cost_routing_command_prints_the_comparison():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tollgate", "cost", "routing", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    data = json.loads(out)
+    catalog = load_reference_catalog()
+    routes = catalog_prices(catalog, DEFAULT_ROUTES, stand_in=DEFAULT_BASELINE)
+    baseline = catalog_prices(catalog, {"general": DEFAULT_BASELINE})["general"]
+    expected = replay(reference_workload(), routes, baseline)
+    assert data["routed_cost_nanos"] == expected.routed_cost
+    assert data["baseline_cost_nanos"] == expected.baseline_cost
+    assert data["stand_ins"] == {"code": DEFAULT_BASELINE}
+    text = subprocess.run([sys.executable, "-m", "tollgate", "cost", "routing"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "savings:" in text and "llama-3.1-8b" in text

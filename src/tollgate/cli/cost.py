@@ -99,6 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--json", action="store_true", help="print JSON for scripts")
     live.set_defaults(func=run_live)
 
+    from tollgate.cli.cost_routing import add_parser as add_routing
+
+    add_routing(inner)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
