@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tollgate.cli.cost",
     "tollgate.cli.models",
     "tollgate.cli.agent",
+    "tollgate.cli.router",
 )
 
 
