@@ -112,7 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
     ev.set_defaults(func=_eval)
 
-    # ---- `tollgate router sample N` --------------------------------------------------------------
-    # Reserved for the usage-record sampler (another module adds it here): it exports
-    # {"request": ..., "label": null} lines that `router eval` reads once they are labelled.
-    # ------------------------------------------------------------------------------------------
+    from tollgate.cli.router_sample import add_parser as add_sample
+
+    add_sample(sub)
