@@ -18,7 +18,8 @@ Directives in the last user message (or the prompt) steer one request:
   [[judge:WORD]]   when asked by a routing judge (its system prompt says so), answer WORD
   [[script:a,b]]   in any user message: the agent toolkit's scripted model (tests/fakes/budget_gateway.py)
 
-Server-wide faults: --fail-status N (every request answers N).
+Server-wide faults: --fail-status N (every request answers N). --reply TEXT: answer TEXT to
+every request without directives. GET /_bodies/<X-Request-Id> returns the body the gateway sent.
 GET /_stats returns counters, including streams the client abandoned and how
 many tokens each had produced when it was cut.
 """
@@ -75,9 +76,11 @@ def directives(body: dict) -> dict[str, str]:
 
 
 class Fake:
-    def __init__(self, fail_status: int | None, name: str) -> None:
+    def __init__(self, fail_status: int | None, name: str, reply: str | None = None) -> None:
         self.fail_status = fail_status
         self.name = name
+        self.reply = reply
+        self.by_request_id: dict[str, dict] = {}
         self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "cancelled_tokens": [], "bodies": []}
 
     def error(self, status: int) -> web.Response:
@@ -95,6 +98,11 @@ class Fake:
         body = await request.json()
         self.stats["requests"] += 1
         self.stats["bodies"] = (self.stats["bodies"] + [body])[-50:]
+        request_id = request.headers.get("X-Request-Id")
+        if request_id:
+            self.by_request_id[request_id] = body
+            while len(self.by_request_id) > 2000:
+                self.by_request_id.pop(next(iter(self.by_request_id)))
         if self.fail_status:
             return self.error(self.fail_status)
         d = directives(body)
@@ -113,15 +121,19 @@ class Fake:
         if max_tokens is not None:
             n = min(n, int(max_tokens))
         finish = "length" if max_tokens is not None and "reply" in d and int(d["reply"]) > int(max_tokens) else "stop"
-        pieces = [f" w{i}" for i in range(n)] if TOKENIZER is None else [
-            " " + COMMON_WORDS[i % len(COMMON_WORDS)] for i in range(n)]
+        if self.reply is not None and not d:
+            pieces = re.findall(r"\s*\S+", self.reply)[: max_tokens or None]
+        else:
+            pieces = [f" w{i}" for i in range(n)] if TOKENIZER is None else [
+                " " + COMMON_WORDS[i % len(COMMON_WORDS)] for i in range(n)]
         if "echo" in d:
             pieces = [json.dumps(body, sort_keys=True)]
         system = next((message_text(m) for m in body.get("messages", []) if m.get("role") == "system"), "")
         if "judge" in d and system.startswith("You route requests"):
             self.stats["judged"] = self.stats.get("judged", 0) + 1
             pieces = [d["judge"]]
-        usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(pieces) if "echo" not in d else 1,
+        generated = len(pieces) if TOKENIZER is None else words("".join(pieces))
+        usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": generated if "echo" not in d else 1,
                  "total_tokens": 0}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         rid = "chatcmpl-" + uuid.uuid4().hex
@@ -223,6 +235,10 @@ class Fake:
         return web.json_response({"object": "list", "data": data, "model": body.get("model"),
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    async def get_body(self, request: web.Request) -> web.Response:
+        body = self.by_request_id.get(request.match_info["request_id"])
+        return web.json_response(body) if body is not None else web.json_response({"error": "unknown"}, status=404)
+
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats)
 
@@ -236,6 +252,7 @@ def main() -> None:
     parser.add_argument("--fail-status", type=int)
     parser.add_argument("--name", default="fake")
     parser.add_argument("--tokenizer", help="count tokens with this tokenizer.json")
+    parser.add_argument("--reply", help="answer this text to every request without directives")
     args = parser.parse_args()
     if args.tokenizer:
         from tokenizers import Tokenizer
@@ -244,13 +261,14 @@ def main() -> None:
         TOKENIZER = Tokenizer.from_file(args.tokenizer)
         TOKENIZER.no_truncation()
         TOKENIZER.no_padding()
-    fake = Fake(args.fail_status, args.name)
+    fake = Fake(args.fail_status, args.name, args.reply)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", fake.chat)
     app.router.add_post("/v1/completions", fake.completions)
     app.router.add_post("/v1/embeddings", fake.embeddings)
     app.router.add_get("/v1/models", fake.models)
     app.router.add_get("/_stats", fake.get_stats)
+    app.router.add_get("/_bodies/{request_id}", fake.get_body)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, handle_signals=True)
 
 

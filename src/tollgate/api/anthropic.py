@@ -7,7 +7,7 @@ import orjson
 from tollgate.api.anthropic_translate import StreamTranslator, from_openai, sse, to_openai
 from tollgate.api.errors import APIError
 from tollgate.api.http import Request, Router, Send, send_bytes
-from tollgate.api.openai import OpenAIAPI
+from tollgate.api.openai import OpenAIAPI, client_of
 from tollgate.gateway.call import CHAT
 from tollgate.gateway.guard import DisconnectGuard
 from tollgate.gateway.sse import Usage, event_json
@@ -66,6 +66,7 @@ class AnthropicAPI:
         chat = to_openai(body)
         chain, route = await api.resolver.resolve(ctx, chat["model"], CHAT, chat)
         call = api.call(CHAT, chat, chain, route, chat["stream"])
+        call.client = client_of(request)
         guard = DisconnectGuard(request.receive)
         guard.start()
         try:

@@ -36,6 +36,12 @@ def new_request_id() -> str:
     return "req_" + os.urandom(12).hex()
 
 
+def client_of(request: Request) -> str | None:
+    """Which program sent the request (its User-Agent), for usage records."""
+    agent = request.headers.get("user-agent")
+    return agent[:200] if agent else None
+
+
 def session_of(body: dict) -> str:
     """A conversation's id: the hash of its opening (system prompt and first user turn).
 
@@ -118,6 +124,7 @@ class OpenAIAPI:
         return ctx, body
 
     async def _serve(self, request: Request, send: Send, ctx: KeyContext, call: Call) -> None:
+        call.client = client_of(request)
         guard = DisconnectGuard(request.receive)
         guard.start()
         try:

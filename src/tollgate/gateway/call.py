@@ -26,6 +26,7 @@ class Call:
     request_text: str | None = None
     request_id: str = ""
     session: str | None = None
+    client: str | None = None
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @property

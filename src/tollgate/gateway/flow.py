@@ -57,7 +57,7 @@ class Flow:
             await sink.error(error)
             return
         try:
-            attempt = await relay.send(call.chain, call.path, lambda m: self._body(call, m, admission))
+            attempt = await relay.send(call.chain, call.path, lambda m: self._body(call, m, admission), call.request_id)
         except relay.RelayFailed as exc:
             await self.ledger.release(admission.grant)
             error = _relay_error(exc)
@@ -231,6 +231,7 @@ class Flow:
             cost=0, latency_ms=(time.perf_counter() - t0) * 1000.0, estimated=bool(usage and usage.estimated),
             stream=call.stream, fallbacks=fallbacks, error=error, session=call.session,
             cached_prefix_tokens=usage.cached_tokens if usage else None, request_text=call.request_text,
+            client=call.client,
         )
 
     async def _record_failure(self, ctx, call, model, started, t0, status: int, error: str) -> None:

@@ -39,7 +39,7 @@ class RelayFailed(Exception):
 BodyBuilder = Callable[[ServedModel], tuple[bytes, int | None] | None]
 
 
-async def send(chain: list[ServedModel], path: str, build: BodyBuilder) -> Attempt:
+async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_id: str | None = None) -> Attempt:
     """The first usable response along the chain. The caller must `done(attempt)` when finished."""
     failures: list[str] = []
     timed_out = upstream_429 = False
@@ -53,7 +53,7 @@ async def send(chain: list[ServedModel], path: str, build: BodyBuilder) -> Attem
         for upstream in model.pick():
             upstream.inflight += 1
             try:
-                response = await upstream.send(path, body)
+                response = await upstream.send(path, body, request_id)
             except UpstreamError as exc:
                 upstream.inflight -= 1
                 timed_out = timed_out or exc.kind == "timeout"

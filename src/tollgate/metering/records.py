@@ -30,6 +30,7 @@ class UsageRecord:
     session: str | None = None
     cached_prefix_tokens: int | None = None
     request_text: str | None = None
+    client: str | None = None  # the caller's User-Agent, cut to 200 characters
 
 
 @dataclass(frozen=True, slots=True)

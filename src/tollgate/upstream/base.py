@@ -47,8 +47,10 @@ class Upstream(Protocol):
     # Requests in flight right now, to pick the least-loaded deployment of a model.
     inflight: int
 
-    async def send(self, path: str, body: bytes) -> UpstreamResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None) -> UpstreamResponse:
         """POST `body` (OpenAI JSON) to `path` ("/chat/completions", "/completions", "/embeddings").
+
+        `request_id` travels as `X-Request-Id` to HTTP upstreams, so their logs line up with ours.
 
         Raises UpstreamError when no response head arrives (connect failure,
         first-byte timeout). Later failures surface while reading the body.

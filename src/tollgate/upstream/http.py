@@ -262,14 +262,15 @@ class HTTPUpstream:
         self._open.add(conn)
         return conn
 
-    def _request_bytes(self, path: str, body: bytes) -> bytes:
+    def _request_bytes(self, path: str, body: bytes, request_id: str | None) -> bytes:
+        trace = b"X-Request-Id: " + request_id.encode("latin-1") + b"\r\n" if request_id else b""
         return b"".join((
-            b"POST ", (self.base_path + path).encode("latin-1"), b" HTTP/1.1\r\n", self._head,
+            b"POST ", (self.base_path + path).encode("latin-1"), b" HTTP/1.1\r\n", self._head, trace,
             b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body,
         ))
 
-    async def send(self, path: str, body: bytes) -> HTTPResponse:
-        request = self._request_bytes(path, body)
+    async def send(self, path: str, body: bytes, request_id: str | None = None) -> HTTPResponse:
+        request = self._request_bytes(path, body, request_id)
         for attempt in (0, 1):
             conn = None
             while self._idle:

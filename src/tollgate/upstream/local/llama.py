@@ -137,7 +137,7 @@ class LlamaUpstream:
         return min(self.config.context, self._llm.n_ctx())
 
     # --- requests -----------------------------------------------------------
-    async def send(self, path: str, body: bytes) -> BufferedResponse | StreamingResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None) -> BufferedResponse | StreamingResponse:
         llm, worker, builder = self._llm, self._worker, self._builder
         if llm is None or worker is None or builder is None:
             raise UpstreamError("connect", f"local model {self.name!r} is not started")

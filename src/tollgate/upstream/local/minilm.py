@@ -87,7 +87,7 @@ class MiniLMUpstream:
             raise RuntimeError(f"upstream {self.name!r} is not started")
         return self._model
 
-    async def send(self, path: str, body: bytes) -> BufferedResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None) -> BufferedResponse:
         model, worker = self._model, self._worker
         if model is None or worker is None:
             raise UpstreamError("connect", f"local model {self.name!r} is not started")
