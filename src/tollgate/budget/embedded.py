@@ -6,12 +6,18 @@ operations with no await in between: atomic by construction. Settled spend and
 usage records are group-committed before the response completes; reservations
 are written too, so that a crash leaves them to expire on their own after
 restart instead of vanishing (which could let in-flight spend go unbilled).
+
+Reserve and settle run on every request, so they are plain loops over the one
+or two pools a key draws from, with no per-call allocation they can avoid:
+grant ids come from a counter, and settling wakes waiting admissions only when
+some are waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -47,6 +53,10 @@ class EmbeddedLedger:
         # Reservations found on disk at start: their owner crashed; held until expires_at.
         self._orphans: dict[str, StoredReservation] = {}
         self._settled = asyncio.Event()
+        self._waiting = 0  # admissions waiting on _settled
+        # Grant ids: unique across restarts by a random prefix, then a counter (no syscall per request).
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -73,30 +83,40 @@ class EmbeddedLedger:
     # -- admission ------------------------------------------------------------
 
     async def reserve(self, pools: Sequence[Pool], want: int, minimum: int) -> Grant:
-        deadline = time.monotonic() + self.admission_wait
+        deadline: float | None = None
+        spent, reserved = self._spent, self._reserved
         while True:
             now = self.clock()
             slots = [(pool, (pool.id, window_start(now, pool.window))) for pool in pools]
             for _, slot in slots:
-                if slot not in self._spent:
+                if slot not in spent:
                     await self._load(slot)
             # From here to the return or the wait: no await, so no other request interleaves.
-            room = min(pool.limit - self._spent[slot] - self._reserved.get(slot, 0) for pool, slot in slots)
-            if room >= minimum:
+            room = None
+            for pool, slot in slots:
+                left = pool.limit - spent[slot] - reserved.get(slot, 0)
+                if room is None or left < room:
+                    room = left
+            if room is not None and room >= minimum:
                 return self._grant(slots, min(want, room), now)
             for pool, slot in slots:
-                if pool.limit - self._spent[slot] < minimum:
+                if pool.limit - spent[slot] < minimum:
                     raise BudgetExhausted(pool, window_end(slot[1], pool.window))
             # Only other requests' reservations stand in the way: wait for one to settle.
+            if deadline is None:
+                deadline = time.monotonic() + self.admission_wait
             left = deadline - time.monotonic()
-            binding = min(slots, key=lambda ps: ps[0].limit - self._spent[ps[1]] - self._reserved.get(ps[1], 0))
+            binding = min(slots, key=lambda ps: ps[0].limit - spent[ps[1]] - reserved.get(ps[1], 0))
             if left <= 0:
                 raise BudgetExhausted(binding[0], window_end(binding[1][1], binding[0].window))
             event = self._settled
+            self._waiting += 1
             try:
                 await asyncio.wait_for(event.wait(), timeout=min(left, self._until_window_end(slots, now)))
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._waiting -= 1
 
     def _until_window_end(self, slots: list[tuple[Pool, Slot]], now: float) -> float:
         ends = [window_end(slot[1], pool.window) for pool, slot in slots]
@@ -104,19 +124,20 @@ class EmbeddedLedger:
         return max(0.001, soonest - now) if soonest is not None else 3600.0
 
     def _grant(self, slots: list[tuple[Pool, Slot]], amount: int, now: float) -> Grant:
+        reserved = self._reserved
+        for _, slot in slots:
+            reserved[slot] = reserved.get(slot, 0) + amount
         grant = Grant(
-            id=secrets.token_hex(8),
+            id=f"{self._id_prefix}{next(self._ids)}",
             amount=amount,
             charges=tuple((pool, slot[1]) for pool, slot in slots),
             created_at=now,
             expires_at=now + self.ttl,
+            states=tuple(self._state(pool, slot[1]) for pool, slot in slots),
         )
-        for _, slot in slots:
-            self._reserved[slot] = self._reserved.get(slot, 0) + amount
-        grant.states = tuple(self._state(pool, slot[1]) for pool, slot in slots)
         self._grants[grant.id] = grant
         self.writer.add_reservation(StoredReservation(
-            grant.id, tuple((pool.id, start) for pool, start in grant.charges), amount, now, grant.expires_at,
+            grant.id, tuple(slot for _, slot in slots), amount, now, grant.expires_at,
         ))
         return grant
 
@@ -125,25 +146,31 @@ class EmbeddedLedger:
     def _free(self, grant: Grant) -> bool:
         if self._grants.pop(grant.id, None) is None:
             return False
+        reserved, amount = self._reserved, grant.amount
         for pool, start in grant.charges:
             slot = (pool.id, start)
-            self._reserved[slot] = self._reserved.get(slot, 0) - grant.amount
+            reserved[slot] = reserved.get(slot, 0) - amount
         self.writer.remove_reservation(grant.id)
         return True
 
     def _wake(self) -> None:
-        self._settled.set()
-        self._settled = asyncio.Event()
+        """Let admissions waiting for room look again; free when none is waiting."""
+        if self._waiting:
+            self._settled.set()
+            self._settled = asyncio.Event()
 
     async def settle(self, grant: Grant, cost: int, record: UsageRecord) -> Settled:
         charged = min(max(cost, 0), grant.amount)
         if not self._free(grant):
             charged = 0  # already settled: never charge twice
+        spent = self._spent
         if charged:
+            increments = []
             for pool, start in grant.charges:
                 slot = (pool.id, start)
-                self._spent[slot] = self._spent.get(slot, 0) + charged
-            self.writer.add_increments([SpendIncrement(pool.id, start, charged) for pool, start in grant.charges])
+                spent[slot] = spent.get(slot, 0) + charged
+                increments.append(SpendIncrement(pool.id, start, charged))
+            self.writer.add_increments(increments)
         record.cost = charged
         self.writer.add_record(record)
         self._wake()

@@ -22,7 +22,6 @@ from tollgate.config import ConfigError, load_config
 from tollgate.config.durations import format_duration, parse_duration
 from tollgate.money import MoneyError, format_usd, usd_to_nanos
 from tollgate.server.setup import admin_token, open_configured_store
-from tollgate.store.base import Store
 
 Action = Callable[[AccountService, argparse.Namespace], Awaitable[int]]
 
@@ -224,17 +223,13 @@ async def quickstart(svc: AccountService, args: argparse.Namespace) -> int:
     return 0
 
 
-def _admin_token_action(svc: AccountService, args: argparse.Namespace) -> Awaitable[int]:
-    async def run() -> int:
-        store: Store = svc.store
-        _, token = await admin_token(store, None, rotate=args.rotate)
-        if token is None:
-            print("An operator token is already set (its hash is stored). Use --rotate to replace it.")
-        else:
-            print(f"Operator token (shown once): {token}")
-        return 0
-
-    return run()
+async def admin_token_create(svc: AccountService, args: argparse.Namespace) -> int:
+    _, token = await admin_token(svc.store, None, rotate=args.rotate)
+    if token is None:
+        print("An operator token is already set (only its hash is stored). Use --rotate to replace it.")
+    else:
+        print(f"Operator token (shown once): {token}")
+    return 0
 
 
 # -- registration ------------------------------------------------------------------
@@ -324,4 +319,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("admin-token", help="create (or --rotate) the operator token for the /admin API")
     p.add_argument("--config", "-c", help="TOML config file")
     p.add_argument("--rotate", action="store_true", help="replace the current token")
-    p.set_defaults(func=_run(_admin_token_action))
+    p.set_defaults(func=_run(admin_token_create))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tollgate.accounts.models import Plan
+
 CATEGORIES = ("simple", "general", "reasoning", "code", "agent")
 
 
@@ -64,17 +66,8 @@ class ModelConfig:
         return "embeddings" in self.capabilities
 
 
-@dataclass(frozen=True)
-class PlanConfig:
-    slug: str
-    name: str
-    price_monthly: int
-    period_days: int
-    window: int
-    budget_per_window: int
-    rpm: int
-    tpm: int
-    models: tuple[str, ...] | None = None
+# A plan in the config file is the same record the store keeps (with source "config").
+PlanConfig = Plan
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the request still goes, with `max_tokens` lowered to what the grant can pay.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from tollgate.accounts.models import KeyContext
@@ -21,6 +22,8 @@ from tollgate.money import TOKENS_PER_MTOK
 # The smallest answer worth sending: a request that cannot afford this many output
 # tokens on top of its prompt is refused rather than sent.
 MIN_OUTPUT_TOKENS = 1
+# Key contexts whose pools and limits are kept; the oldest is dropped beyond this.
+DERIVED_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,17 +58,28 @@ class Admitter:
         self.ledger = ledger
         self.limiter = limiter
         self.credit_limits = credit_limits
+        # Per key context (by identity: contexts are frozen snapshots, cached and replaced as a
+        # whole by the auth layer), its pools and limits, so that a request does not rebuild them.
+        self._derived: OrderedDict[int, tuple[KeyContext, tuple[Pool, ...], KeyLimits]] = OrderedDict()
 
     def limits(self, ctx: KeyContext) -> KeyLimits:
         if ctx.plan is not None and ctx.key.type == "subscription":
             return KeyLimits(ctx.plan.rpm, ctx.plan.tpm)
         return self.credit_limits
 
+    def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
+        entry = self._derived.get(id(ctx))
+        if entry is None:
+            if len(self._derived) >= DERIVED_LIMIT:
+                self._derived.popitem(last=False)
+            # The entry holds `ctx` itself, so no other context can get its id while it is cached.
+            entry = self._derived[id(ctx)] = (ctx, pools_for(ctx), self.limits(ctx))
+        return entry[1], entry[2]
+
     async def admit(self, ctx: KeyContext, model: ServedModel, prompt_bound: int, output_cap: int) -> Admission:
         """Hold the worst case of `prompt_bound` in and up to `output_cap` out, or raise a refusal."""
-        limits = self.limits(ctx)
+        pools, limits = self._pools_and_limits(ctx)
         self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
-        pools = pools_for(ctx)
         want = model.cost(prompt_bound, output_cap)
         minimum = model.cost(prompt_bound, min(MIN_OUTPUT_TOKENS, output_cap))
         try:

@@ -3,15 +3,23 @@
 Only the event that carries a usage object is parsed; every other event is
 relayed as the bytes that arrived. The raw events are kept so that a stream cut
 short can still be counted (parsed then, once).
+
+Every event of every stream passes through here, so the checks on it are C-level
+calls only: a prefix test for `[DONE]` and one compiled-regex search for a usage
+object (which also skips the `"usage": null` that OpenAI puts in every chunk).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+_DONE_EVENTS = (b"data: [DONE]", b"data:[DONE]")
+# A "usage" key whose value is an object (not null): the key, then any spaces, tabs and the colon, then "{".
+_USAGE_OBJECT = re.compile(rb'"usage"[ \t:]*\{')
 
 
 @dataclass(slots=True)
@@ -35,18 +43,6 @@ def usage_from(obj: object) -> Usage | None:
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(prompt, completion, False, cached if isinstance(cached, int) else None)
-
-
-def _has_usage_object(event: bytes) -> bool:
-    i = event.find(b'"usage"')
-    while i >= 0:
-        j = i + 7
-        while j < len(event) and event[j] in b" \t:":
-            j += 1
-        if j < len(event) and event[j] == 0x7B:  # "{"
-            return True
-        i = event.find(b'"usage"', j)
-    return False
 
 
 class EventStream:
@@ -75,13 +71,12 @@ class EventStream:
         self._tail = parts.pop()
         out: list[bytes] = []
         for part in parts:
-            if not part.strip():
+            if not part or part.isspace():
                 continue
-            if part.startswith(b"data: [DONE]") or part.startswith(b"data:[DONE]"):
+            if part.startswith(_DONE_EVENTS):
                 self.done = True
                 continue
-            event = part + b"\n\n"
-            if _has_usage_object(part):
+            if _USAGE_OBJECT.search(part) is not None:
                 obj = event_json(part)
                 usage = usage_from(obj)
                 if usage is not None:
@@ -89,9 +84,9 @@ class EventStream:
                     if isinstance(obj, dict) and not obj.get("choices"):
                         self.usage_event = obj
                         continue
-            self.seen.append(event)
-            self.pieces += 1
-            out.append(event)
+            out.append(part + b"\n\n")
+        self.seen.extend(out)
+        self.pieces += len(out)
         return out
 
     def text(self) -> str:

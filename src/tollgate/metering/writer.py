@@ -4,6 +4,11 @@ Adding to the batch is synchronous and free; `commit()` waits until what was
 added so far is durable. While one transaction runs, the next batch fills, so
 at high concurrency each commit carries many requests and at low concurrency
 a request waits for exactly one small commit.
+
+This runs once or more per request, so it keeps per-call work small: a
+reservation settled within its batch is dropped by one dict removal, and the
+idle-flush timer is armed at most once per IDLE_FLUSH_SECONDS rather than
+armed and cancelled around every request.
 """
 
 from __future__ import annotations
@@ -21,65 +26,75 @@ IDLE_FLUSH_SECONDS = 0.05
 RETRY_SECONDS = 0.5
 
 
-def _empty() -> LedgerBatch:
-    return LedgerBatch([], [], [], [])
-
-
 class LedgerWriter:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._batch = _empty()
-        self._added: set[str] = set()
+        self._records: list[UsageRecord] = []
+        self._increments: list[SpendIncrement] = []
+        # Added and not yet written, by id: one settled in the same batch is simply dropped.
+        self._added: dict[str, StoredReservation] = {}
+        self._removed: list[str] = []
         self._waiters: list[asyncio.Future] = []
         self._task: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.commits = 0
 
     def add_record(self, record: UsageRecord) -> None:
-        self._batch.records.append(record)
+        self._records.append(record)
         self._soon()
 
     def add_increments(self, increments: list[SpendIncrement]) -> None:
-        self._batch.increments.extend(increments)
+        self._increments.extend(increments)
         self._soon()
 
     def add_reservation(self, reservation: StoredReservation) -> None:
-        self._batch.reservations_added.append(reservation)
-        self._added.add(reservation.id)
+        self._added[reservation.id] = reservation
         self._soon()
 
     def remove_reservation(self, reservation_id: str) -> None:
-        if reservation_id in self._added:
-            # Reserved and settled within one batch: neither needs to reach the disk.
-            self._added.discard(reservation_id)
-            self._batch.reservations_added = [r for r in self._batch.reservations_added if r.id != reservation_id]
-        else:
-            self._batch.reservations_removed.append(reservation_id)
-        self._soon()
+        # Reserved and settled within one batch: neither needs to reach the disk.
+        if self._added.pop(reservation_id, None) is None:
+            self._removed.append(reservation_id)
+            self._soon()
+
+    def _pending(self) -> bool:
+        return bool(self._records or self._increments or self._added or self._removed)
+
+    def _take(self) -> LedgerBatch:
+        batch = LedgerBatch(self._records, self._increments, list(self._added.values()), self._removed)
+        self._records, self._increments, self._added, self._removed = [], [], {}, []
+        return batch
 
     async def commit(self) -> None:
         """Return once everything added so far is durable."""
+        if self._task is None and not self._pending():
+            return  # nothing added, nothing being written: all of it is on disk already
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self._start()
-        await asyncio.shield(future)
+        # A cancelled caller only cancels its own future; the flush goes on for the others.
+        await future
 
     def _soon(self) -> None:
         if self._timer is None and self._task is None:
-            self._timer = asyncio.get_running_loop().call_later(IDLE_FLUSH_SECONDS, self._start)
+            self._timer = asyncio.get_running_loop().call_later(IDLE_FLUSH_SECONDS, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._pending():
+            self._start()
 
     def _start(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        # The idle timer is left to fire: it finds nothing pending, or a flush running, and
+        # does nothing. Cancelling it on every commit would cost more than letting it run.
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         try:
-            while self._batch or self._waiters:
-                batch, waiters = self._batch, self._waiters
-                self._batch, self._waiters, self._added = _empty(), [], set()
+            while self._pending() or self._waiters:
+                batch, waiters = self._take(), self._waiters
+                self._waiters = []
                 while True:
                     try:
                         if batch:
@@ -97,6 +112,9 @@ class LedgerWriter:
 
     async def close(self) -> None:
         """Write whatever is pending (clean shutdown loses nothing)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         await self.commit()
         if self._task is not None:
             await self._task

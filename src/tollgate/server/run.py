@@ -61,9 +61,11 @@ def serve(config: Config) -> int:
     except ImportError:
         loop = "asyncio"
     app = create_app(config, _announce(config))
+    # proxy_headers=False: nothing here reads the client address or scheme, so uvicorn's
+    # X-Forwarded-* middleware would only add a layer to every request.
     uvicorn.run(
         app, host=config.server.host, port=config.server.port, loop=loop, http="httptools", lifespan="on",
         access_log=False, server_header=False, date_header=False, log_level="warning",
-        timeout_graceful_shutdown=30, backlog=2048,
+        timeout_graceful_shutdown=30, backlog=2048, proxy_headers=False,
     )
     return 0

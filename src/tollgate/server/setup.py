@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
-from tollgate.accounts.models import Plan
 from tollgate.accounts.secrets import ADMIN_PREFIX, hash_secret
-from tollgate.config.schema import Config, PlanConfig
+from tollgate.config.schema import Config
 from tollgate.store import Store, open_store
 
 ADMIN_HASH_KEY = "admin_token_sha256"
-
-
-def plan_from_config(plan: PlanConfig) -> Plan:
-    return Plan(
-        slug=plan.slug, name=plan.name, price_monthly=plan.price_monthly, period_days=plan.period_days,
-        window=plan.window, budget_per_window=plan.budget_per_window, rpm=plan.rpm, tpm=plan.tpm,
-        models=plan.models, source="config",
-    )
 
 
 async def open_configured_store(config: Config) -> Store:
@@ -25,7 +17,7 @@ async def open_configured_store(config: Config) -> Store:
     store = open_store(config.server.database)
     await store.open()
     for plan in config.plans:
-        await store.upsert_plan(plan_from_config(plan))
+        await store.upsert_plan(replace(plan, source="config"))
     return store
 
 
