@@ -57,15 +57,16 @@ def nanos_to_decimal(nanos: int) -> Decimal:
 
 
 def format_usd(nanos: int) -> str:
-    """Dollars as plain text with no trailing zeros beyond cents: 140000000 -> '0.14'."""
-    text = format(nanos_to_decimal(nanos), "f")
-    if "." in text:
-        text = text.rstrip("0")
-        whole, _, frac = text.partition(".")
-        text = f"{whole}.{frac.ljust(2, '0')}"
-    else:
-        text = f"{text}.00"
-    return text
+    """Dollars as plain text with no trailing zeros beyond cents: 140000000 -> '0.14'.
+
+    Integer arithmetic only (it runs for several headers on every request).
+    """
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(nanos), NANOS_PER_USD)
+    digits = f"{frac:09d}".rstrip("0")
+    if len(digits) < 2:
+        digits = digits.ljust(2, "0")
+    return f"{sign}{whole}.{digits}"
 
 
 def token_cost(tokens: int, nanos_per_mtok: int) -> int:

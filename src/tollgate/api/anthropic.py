@@ -9,8 +9,7 @@ from tollgate.api.errors import APIError
 from tollgate.api.http import Request, Router, Send, send_bytes
 from tollgate.api.openai import OpenAIAPI, client_of
 from tollgate.gateway.call import CHAT
-from tollgate.gateway.guard import DisconnectGuard
-from tollgate.gateway.sse import Usage, event_json
+from tollgate.gateway.sse import Usage, event_json, split_events
 
 JSON = [(b"content-type", b"application/json")]
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -33,20 +32,26 @@ class AnthropicSink:
         await self.send({"type": "http.response.start", "status": 200, "headers": SSE + headers})
         await self.send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
 
-    async def events(self, events: list[bytes]) -> None:
+    def _translate(self, events: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
-        for event in events:
+        for event in split_events(events):
             obj = event_json(event)
             if isinstance(obj, dict):
                 out += self.translator.chunk(obj)
+        return out
+
+    async def events(self, events: list[bytes]) -> None:
+        out = self._translate(events)
         if out:
             await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
 
-    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None) -> None:
+    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None,
+                    held: list[bytes]) -> None:
+        tail = self._translate(held)
         if failure is not None:
-            tail = [sse("error", {"type": "error", "error": {"type": "api_error", "message": failure}})]
+            tail.append(sse("error", {"type": "error", "error": {"type": "api_error", "message": failure}}))
         else:
-            tail = self.translator.end(usage.prompt_tokens, usage.completion_tokens)
+            tail += self.translator.end(usage.prompt_tokens, usage.completion_tokens)
         await self.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
 
 
@@ -67,7 +72,7 @@ class AnthropicAPI:
         chain, route = await api.resolver.resolve(ctx, chat["model"], CHAT, chat)
         call = api.call(CHAT, chat, chain, route, chat["stream"])
         call.client = client_of(request)
-        guard = DisconnectGuard(request.receive)
+        guard = api.watch.guard(request.receive)
         guard.start()
         try:
             await api.flow.run(ctx, call, AnthropicSink(send, body["model"]), guard)

@@ -22,6 +22,18 @@ def _body(path: str, error: APIError) -> bytes:
     return error.openai_body()
 
 
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """An error answer, unless the handler had already started its own (then the server ends the connection).
+
+    Handlers refuse before they answer, so this is the rule; checking it here keeps
+    every successful send free of bookkeeping.
+    """
+    try:
+        await send_bytes(send, status, body, headers)
+    except RuntimeError:
+        log.warning("an error came after the answer had started; the connection is closed")
+
+
 class App:
     def __init__(
         self,
@@ -43,52 +55,48 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         handler, params, exists = self.router.find(request.method, request.path)
-        started = False
-
-        async def tracked(message: dict) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
             if handler is None:
                 if exists:
                     raise APIError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")
                 raise APIError(404, "not_found", f"no endpoint at {request.method} {request.path}")
             request.params = params
-            await handler(request, tracked)
+            await handler(request, send)
         except ClientGone:
             return
         except APIError as error:
-            if not started:
-                await send_bytes(send, error.status, _body(request.path, error), JSON + error.headers)
+            await _answer(send, error.status, _body(request.path, error), JSON + error.headers)
         except AccountError as exc:
-            if not started:
-                error = APIError(exc.status, exc.code, exc.message, param=exc.param)
-                await send_bytes(send, error.status, _body(request.path, error), JSON)
+            error = APIError(exc.status, exc.code, exc.message, param=exc.param)
+            await _answer(send, error.status, _body(request.path, error), JSON)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            if not started:
-                error = APIError(500, "internal_error", "the gateway failed to handle this request; it has been logged")
-                await send_bytes(send, 500, _body(request.path, error), JSON)
+            error = APIError(500, "internal_error", "the gateway failed to handle this request; it has been logged")
+            await _answer(send, 500, _body(request.path, error), JSON)
+
+    async def startup(self) -> None:
+        for hook in self.on_startup:
+            await hook()
+
+    async def shutdown(self) -> None:
+        for hook in self.on_shutdown:
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    for hook in self.on_startup:
-                        await hook()
+                    await self.startup()
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for hook in self.on_shutdown:
-                    try:
-                        await hook()
-                    except Exception:
-                        log.exception("shutdown hook failed")
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -38,15 +38,16 @@ class ConsumptionAuth:
         if seq != self._seq:
             self._cache.clear()
             self._seq = seq
-        digest = hash_secret(secret)
-        ctx = self._cache.get(digest)
+        # Cached by the key as presented: a hit costs one dict lookup, not a SHA-256. The store
+        # is only ever asked by hash, and the cache lives in this process's memory only.
+        ctx = self._cache.get(secret)
         if ctx is None:
-            ctx = await self.store.find_key_context(digest)
+            ctx = await self.store.find_key_context(hash_secret(secret))
             if ctx is None:
                 raise invalid_key()
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[digest] = ctx
+            self._cache[secret] = ctx
         if ctx.key.revoked_at is not None:
             raise APIError(403, "key_revoked", "this API key has been revoked", type="permission_error")
         if ctx.subscription is not None and not ctx.subscription.is_usable(self.clock()):

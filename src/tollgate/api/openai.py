@@ -23,7 +23,7 @@ from tollgate.gateway.admission import Admitter
 from tollgate.gateway.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
 from tollgate.routing.text import sample_request
 from tollgate.gateway.flow import Flow
-from tollgate.gateway.guard import DisconnectGuard
+from tollgate.gateway.guard import Watch
 from tollgate.gateway.models import ModelRegistry
 from tollgate.gateway.resolve import ModelResolver
 from tollgate.gateway.sse import DONE, Usage, encode_event
@@ -77,8 +77,9 @@ class OpenAISink:
     async def events(self, events: list[bytes]) -> None:
         await self.send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
 
-    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None) -> None:
-        tail = []
+    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None,
+                    held: list[bytes]) -> None:
+        tail = list(held)
         if usage_event is not None:
             block = usage_event.get("usage")
             if isinstance(block, dict):
@@ -107,6 +108,7 @@ class OpenAIAPI:
         self.max_body = max_body
         self.store_request_text = store_request_text
         self.clock = clock
+        self.watch = Watch()
 
     def mount(self, router: Router) -> None:
         router.add("POST", "/v1/chat/completions", self.chat)
@@ -125,7 +127,7 @@ class OpenAIAPI:
 
     async def _serve(self, request: Request, send: Send, ctx: KeyContext, call: Call) -> None:
         call.client = client_of(request)
-        guard = DisconnectGuard(request.receive)
+        guard = self.watch.guard(request.receive)
         guard.start()
         try:
             await self.flow.run(ctx, call, OpenAISink(send), guard)

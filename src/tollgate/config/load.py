@@ -62,6 +62,7 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         reservation_ttl=t.int("reservation_ttl", d.reservation_ttl, minimum=1),
         admission_wait=t.number("admission_wait", d.admission_wait),
         store_request_text=t.bool("store_request_text", d.store_request_text),
+        http=t.str("http", d.http),
         admin_token=t.str("admin_token", None),
     )
     t.done()
@@ -83,6 +84,8 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         server = ServerConfig(**{**server.__dict__, **overrides})
     if not server.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(f"server.database: expected sqlite:///PATH or postgresql://..., got {server.database!r}")
+    if server.http not in ("tollgate", "uvicorn"):
+        raise ConfigError(f"server.http: expected \"tollgate\" or \"uvicorn\", got {server.http!r}")
     if not (0 <= server.port <= 65535):
         raise ConfigError(f"server.port: {server.port} is not a port number")
     if server.budget_store != "embedded" and not server.budget_store.startswith(("redis://", "rediss://")):

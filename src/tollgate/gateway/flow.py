@@ -138,8 +138,8 @@ class Flow:
             await sink.error(APIError(502, "upstream_error", "the upstream sent an answer that is not JSON"))
             return
         usage = usage_from(obj) or self._estimate(call, attempt.model, _answer_text(obj), 0)
+        guard.stop()  # the answer is in: a client leaving now changes nothing
         settled = await self._settle(call, attempt, admission, usage, started, t0, 200, None)
-        guard.stop()
         changed = attempt.model.config.upstream_model != attempt.model.id or usage.estimated
         if changed:
             obj["model"] = attempt.model.id
@@ -152,14 +152,16 @@ class Flow:
         events = EventStream()
         failure: str | None = None
         status = 200
+        held: list[bytes] = []  # the events that arrived with the end: sent with the tail, in one write
         await sink.open(self._headers(call, attempt) + stream_headers(admission))
         try:
             async for data in attempt.response.chunks():
                 out = events.feed(data)
+                if events.done:
+                    held = out
+                    break
                 if out:
                     await sink.events(out)
-                if events.done:
-                    break
         except asyncio.CancelledError:
             await attempt.response.aclose()
             if not guard.absorb():
@@ -173,15 +175,15 @@ class Flow:
             usage = self._estimate(call, attempt.model, events.text(), events.pieces)
         if failure is None and not events.done and events.usage is None:
             failure, status = "upstream ended the stream early", 502
+        guard.stop()  # the stream is over: nothing left to cancel
         settled = await self._settle(call, attempt, admission, usage, started, t0, status, failure)
         if status == 499:
             return
-        guard.stop()
         usage_event = None
         if call.include_usage:
             usage_event = events.usage_event or {"object": "chat.completion.chunk", "model": attempt.model.id,
                                                  "choices": [], "usage": usage_block(usage)}
-        await sink.close(usage, settled.charged, usage_event, failure)
+        await sink.close(usage, settled.charged, usage_event, failure, held)
 
     async def _upstream_refused(self, call, attempt, admission, sink, started, t0) -> None:
         """A 4xx from the upstream is the client's own error: pass it on, charge nothing."""

@@ -23,5 +23,9 @@ class Sink(Protocol):
     async def events(self, events: list[bytes]) -> None:
         """OpenAI SSE events, each complete, to relay now."""
 
-    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None) -> None:
-        """The end of a stream: usage and cost are settled; `failure` when the upstream broke off."""
+    async def close(self, usage: Usage, cost: int, usage_event: dict | None, failure: str | None,
+                    held: list[bytes]) -> None:
+        """The end of a stream: `held` events first, then usage and the end marker, in one write.
+
+        Usage and cost are settled by now; `failure` is set when the upstream broke off.
+        """

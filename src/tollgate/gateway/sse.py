@@ -11,15 +11,38 @@ object (which also skips the `"usage": null` that OpenAI puts in every chunk).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
-_DONE_EVENTS = (b"data: [DONE]", b"data:[DONE]")
 # A "usage" key whose value is an object (not null): the key, then any spaces, tabs and the colon, then "{".
-_USAGE_OBJECT = re.compile(rb'"usage"[ \t:]*\{')
+
+
+
+def _done_at(block: bytes) -> int:
+    """Where the `data: [DONE]` event starts in `block` (at an event's start), or -1.
+
+    Searched from the end, where it is: a whole stream read at once costs no scan.
+    """
+    for marker in (b"data: [DONE]", b"data:[DONE]"):
+        at = block.rfind(marker)
+        while at > 0 and block[at - 2:at] != b"\n\n":
+            at = block.rfind(marker, 0, at)
+        if at >= 0:
+            return at
+    return -1
+
+
+def _has_usage_object(event: bytes) -> bool:
+    """Whether the event's `usage` is an object (not `null`), whatever the spacing."""
+    at = event.find(b'"usage"')
+    while at >= 0:
+        rest = event[at + 7:at + 12].lstrip(b" \t:")
+        if rest.startswith(b"{"):
+            return True
+        at = event.find(b'"usage"', at + 7)
+    return False
 
 
 @dataclass(slots=True)
@@ -48,7 +71,7 @@ def usage_from(obj: object) -> Usage | None:
 class EventStream:
     """Feeds raw bytes in, hands complete events out, remembers what it saw."""
 
-    __slots__ = ("_tail", "seen", "usage", "usage_event", "done", "pieces")
+    __slots__ = ("_tail", "seen", "usage", "usage_event", "done")
 
     def __init__(self) -> None:
         self._tail = b""
@@ -56,43 +79,54 @@ class EventStream:
         self.usage: Usage | None = None
         self.usage_event: dict | None = None
         self.done = False
-        self.pieces = 0
+
+    @property
+    def pieces(self) -> int:
+        """Events relayed so far (counted only when needed: for a stream cut short)."""
+        return sum(blob.count(b"\n\ndata:") + blob.startswith(b"data:") for blob in self.seen)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Complete events in `data` to relay now (each ending in a blank line).
+        """Complete events in `data` to relay now, as one slice of the bytes that arrived.
 
         The usage-only event and `[DONE]` are held back: the caller sends them
         after settlement, so that the stream ends only once its cost is durable.
+        Everything is found with C-level searches over the whole read; the
+        events in between are never split apart or copied one by one.
         """
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
         buffer = self._tail + data if self._tail else data
-        parts = buffer.split(b"\n\n")
-        self._tail = parts.pop()
-        out: list[bytes] = []
-        for part in parts:
-            if not part or part.isspace():
-                continue
-            if part.startswith(_DONE_EVENTS):
-                self.done = True
-                continue
-            if _USAGE_OBJECT.search(part) is not None:
-                obj = event_json(part)
-                usage = usage_from(obj)
-                if usage is not None:
-                    self.usage = usage
-                    if isinstance(obj, dict) and not obj.get("choices"):
-                        self.usage_event = obj
-                        continue
-            out.append(part + b"\n\n")
-        self.seen.extend(out)
-        self.pieces += len(out)
-        return out
+        if b"\r" in buffer:  # CRLF servers; a CR at the end waits in the tail for its LF
+            buffer = buffer.replace(b"\r\n", b"\n")
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._tail = buffer
+            return []
+        complete, self._tail = buffer[: end + 2], buffer[end + 2:]
+        done_at = _done_at(complete)
+        if done_at >= 0:
+            self.done = True
+            complete = complete[:done_at]
+        # OpenAI sends the usage chunk last, just before [DONE]: only the last event of each
+        # read can hold it, so nothing else is searched (a stream read whole costs no scan).
+        before = complete.rfind(b"\n\n", 0, len(complete) - 2)
+        start = 0 if before < 0 else before + 2
+        last = complete[start:]
+        if b'"usage"' in last and _has_usage_object(last):
+            obj = event_json(last)
+            usage = usage_from(obj)
+            if usage is not None:
+                self.usage = usage
+                if isinstance(obj, dict) and not obj.get("choices"):
+                    self.usage_event = obj
+                    complete = complete[:start]
+        if not complete.strip():
+            return []
+        self.seen.append(complete)
+        return [complete]
 
     def text(self) -> str:
         """Generated text seen so far (content, reasoning and tool-call arguments)."""
         texts: list[str] = []
-        for event in self.seen:
+        for event in split_events(self.seen):
             obj = event_json(event)
             if not isinstance(obj, dict):
                 continue
@@ -120,13 +154,22 @@ class EventStream:
 
 
 def event_json(event: bytes) -> object:
-    payload = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
+    """The JSON of one event's data line(s), or None."""
+    if event.startswith(b"data:") and b"\ndata:" not in event:  # one data line: the usual case
+        payload = event[5:].strip()
+    else:
+        payload = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
     if not payload:
         return None
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
+
+
+def split_events(blobs: list[bytes]) -> list[bytes]:
+    """The single events inside relayed slices (each slice holds whole events)."""
+    return [event for blob in blobs for event in blob.split(b"\n\n") if event.strip()]
 
 
 def encode_event(obj: object) -> bytes:

@@ -1,11 +1,16 @@
-"""Running the gateway under uvicorn, and the start-up banner."""
+"""Running the gateway (the built-in HTTP/1.1 server, or uvicorn) and the start-up banner."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from tollgate import __version__
+from tollgate.api.app import App
 from tollgate.config.schema import Config
 from tollgate.server.app import create_app
 from tollgate.server.services import Services
@@ -44,8 +49,6 @@ def _announce(config: Config) -> callable:
 
 
 def serve(config: Config) -> int:
-    import uvicorn
-
     if config.server.workers > 1 and config.server.budget_store == "embedded":
         print(
             "tollgate: server.workers > 1 needs a shared budget store: the embedded one keeps budget counters in "
@@ -54,13 +57,58 @@ def serve(config: Config) -> int:
         )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config, _announce(config))
+    if config.server.http == "uvicorn":
+        return _serve_uvicorn(app, config)
+    return _run(_serve_lean(app, config))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+async def _serve_lean(app: App, config: Config) -> int:
+    """The built-in HTTP/1.1 server: start, serve until SIGTERM/SIGINT, finish what is in flight, stop."""
+    from tollgate.server.http11 import Server
+
+    try:
+        await app.startup()
+    except Exception as exc:
+        logging.getLogger("tollgate.server").exception("start-up failed")
+        print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    server = Server(app)
+    try:
+        listener = await loop.create_server(server.protocol, config.server.host, config.server.port, backlog=2048,
+                                            reuse_address=True)
+    except OSError as exc:
+        print(f"tollgate: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
+        await app.shutdown()
+        return 1
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    listener.close()
+    await server.stop(grace=30)
+    await app.shutdown()
+    return 0
+
+
+def _serve_uvicorn(app: App, config: Config) -> int:
+    import uvicorn
+
     try:
         import uvloop  # noqa: F401
 
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    app = create_app(config, _announce(config))
     # proxy_headers=False: nothing here reads the client address or scheme, so uvicorn's
     # X-Forwarded-* middleware would only add a layer to every request.
     uvicorn.run(

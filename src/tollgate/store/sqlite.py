@@ -7,18 +7,17 @@ one thread also means one writer, which is what SQLite wants. The cheap
 
 from __future__ import annotations
 
-import asyncio
 import json
+import mmap
 import sqlite3
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
 from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+from tollgate.store.worker import DatabaseThread
 
 T = TypeVar("T")
 
@@ -68,10 +67,11 @@ def _api_key(row: sqlite3.Row) -> ApiKey:
 class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-sqlite")
+        self._thread = DatabaseThread("tollgate-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._probe: sqlite3.Connection | None = None
-        self._probe_lock = threading.Lock()
+        # The change counter, mirrored into a small shared file that every process maps.
+        self._seq_path = self.path.with_name(self.path.name + "-seq")
+        self._seq_map: mmap.mmap | None = None
 
     # -- plumbing -----------------------------------------------------------
 
@@ -85,8 +85,7 @@ class SQLiteStore:
         return conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, fn)
+        return await self._thread.run(lambda: self._call(fn))
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._conn is not None, "store is not open"
@@ -107,10 +106,10 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._executor, self._connect)
+        self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(self._migrate))
-        self._probe = self._connect()
+        self._seq_map = await self._thread.run(self._map_seq)
+        await self._run(self._publish_seq)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -124,16 +123,40 @@ class SQLiteStore:
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, conn.close)
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
-        self._executor.shutdown(wait=True)
+            await self._thread.run(conn.close)
+        if self._seq_map is not None:
+            self._seq_map.close()
+            self._seq_map = None
+        self._thread.stop()
 
     def change_seq(self) -> int:
-        with self._probe_lock:
-            return self._probe.execute("SELECT seq FROM change_seq").fetchone()[0]
+        """Read from the shared file, not the database: a request pays a memory read, not a query.
+
+        Every change to accounts, plans, subscriptions or keys goes through `_change`, which
+        publishes the database's counter there after it commits, whichever process made it.
+        """
+        return int.from_bytes(self._seq_map[:8], "little")
+
+    def _map_seq(self) -> mmap.mmap:
+        with open(self._seq_path, "a+b") as handle:
+            if handle.seek(0, 2) < 8:
+                handle.write(b"\0" * 8)
+                handle.flush()
+            return mmap.mmap(handle.fileno(), 8)
+
+    def _publish_seq(self, conn: sqlite3.Connection) -> None:
+        seq = conn.execute("SELECT seq FROM change_seq").fetchone()[0]
+        self._seq_map[:8] = seq.to_bytes(8, "little")
+
+    async def _change(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a change to the account model, then publish the new change counter."""
+
+        def run(conn: sqlite3.Connection) -> T:
+            result = fn(conn)
+            self._publish_seq(conn)
+            return result
+
+        return await self._run(run)
 
     # -- meta ---------------------------------------------------------------
 
@@ -153,7 +176,7 @@ class SQLiteStore:
         models = json.dumps(list(plan.models)) if plan.models is not None else None
         values = (plan.slug, plan.name, plan.price_monthly, plan.period_days, plan.window,
                   plan.budget_per_window, plan.rpm, plan.tpm, models, plan.source)
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             f"INSERT INTO plans ({_PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
             " name=excluded.name, price_monthly=excluded.price_monthly, period_days=excluded.period_days,"
             " window_seconds=excluded.window_seconds, budget_per_window=excluded.budget_per_window,"
@@ -176,7 +199,7 @@ class SQLiteStore:
     # -- accounts and credits ----------------------------------------------
 
     async def create_account(self, account: Account) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "INSERT INTO accounts (id, name, created_at, credits_granted) VALUES (?, ?, ?, ?)",
             (account.id, account.name, account.created_at, account.credits_granted),
         ))
@@ -199,12 +222,12 @@ class SQLiteStore:
             row = c.execute("SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (account_id,)).fetchone()
             return Account(*row)
 
-        return await self._run(self._tx(grant))
+        return await self._change(self._tx(grant))
 
     # -- management keys ----------------------------------------------------
 
     async def create_management_key(self, key: ManagementKey, key_hash: str) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "INSERT INTO management_keys (id, account_id, name, key_hash, prefix, created_at) VALUES (?,?,?,?,?,?)",
             (key.id, key.account_id, key.name, key_hash, key.prefix, key.created_at),
         ))
@@ -222,13 +245,13 @@ class SQLiteStore:
         return [ManagementKey(*r) for r in rows]
 
     async def revoke_management_key(self, key_id: str, at: int) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "UPDATE management_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
 
     # -- subscriptions ------------------------------------------------------
 
     async def create_subscription(self, s: Subscription) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (s.id, s.account_id, s.plan_slug, s.status, s.created_at, s.current_period_start,
              s.current_period_end, int(s.cancel_at_period_end)),
@@ -246,7 +269,7 @@ class SQLiteStore:
         return [_subscription(r) for r in rows]
 
     async def update_subscription(self, s: Subscription) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "UPDATE subscriptions SET status = ?, current_period_end = ?, cancel_at_period_end = ? WHERE id = ?",
             (s.status, s.current_period_end, int(s.cancel_at_period_end), s.id),
         ))
@@ -254,7 +277,7 @@ class SQLiteStore:
     # -- consumption keys ---------------------------------------------------
 
     async def create_api_key(self, k: ApiKey, key_hash: str) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "INSERT INTO api_keys (id, account_id, type, name, prefix, created_at, subscription_id, budget_limit,"
             " budget_window, end_user, metadata, key_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (k.id, k.account_id, k.type, k.name, k.prefix, k.created_at, k.subscription_id, k.budget_limit,
@@ -271,7 +294,7 @@ class SQLiteStore:
         return [_api_key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str, at: int) -> None:
-        await self._run(lambda c: c.execute(
+        await self._change(lambda c: c.execute(
             "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
 
     async def find_key_context(self, key_hash: str) -> KeyContext | None:
