@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,18 @@ def mount(router: Router, services: Services, admin_hash: str) -> None:
              services.metrics).mount(router)
 
 
+def settle_garbage_collector() -> None:
+    """Move everything built at start-up out of the collector's way, and collect young objects less often.
+
+    The request path allocates many short-lived objects and few cycles; a full
+    young-generation pass every 700 allocations over the long-lived start-up
+    objects is a visible share of a request's cost and of its tail latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(config: Config, announce: Callable[[Services, str | None], None] | None = None,
                clock: Callable[[], float] = time.time) -> App:
     """An app that opens everything on start-up and closes it (flushing the ledger) on shutdown."""
@@ -47,6 +60,7 @@ def create_app(config: Config, announce: Callable[[Services, str | None], None] 
         state["services"] = services
         digest, shown_once = await admin_token(services.store, config.server.admin_token)
         mount(router, services, digest)
+        settle_garbage_collector()
         if announce is not None:
             announce(services, shown_once)
 
