@@ -124,6 +124,9 @@ def make_resumer(queue: ParkingQueue, base_url: str, api_key: str, factory: Call
     options.setdefault("reset_margin", 0.05)
     options.setdefault("spread_per_session", 0.05)
     options.setdefault("poll_interval", 0.1)
+    # Every re-park counts an attempt; the tests' windows afford only 1-3 steps each, so a task
+    # of several steps spans several windows (and several re-parks) by design.
+    options.setdefault("max_attempts", 20)
     return Resumer(queue, factory, usage=UsageClient(base_url, api_key), **options)
 
 

@@ -120,10 +120,22 @@ def test_a_resume_that_gets_nothing_done_counts_an_attempt_and_fails_at_the_maxi
     assert failure.reason == "max_attempts" and "3 resumes" in failure.message
 
 
-def test_a_resume_that_made_progress_starts_the_attempt_count_afresh(tmp_path):
+def test_every_repark_counts_an_attempt_even_with_progress(tmp_path):
+    queue = ParkingQueue(tmp_path)
+    parked(queue, "s", attempts=3)
+    assert resumer(queue, reparking(progress=True), max_attempts=5).wake("s").action == "reparked"
+    assert queue.get("s").attempts == 4
+    other = ParkingQueue(tmp_path / "other")
+    parked(other, "t", attempts=4)
+    assert resumer(other, reparking(progress=True), max_attempts=5).wake("t").action == "failed"
+    assert other.failure("t").reason == "max_attempts"
+
+
+def test_with_forgive_progress_a_resume_that_got_work_done_starts_the_count_afresh(tmp_path):
     queue = ParkingQueue(tmp_path)
     parked(queue, "s", attempts=4)
-    assert resumer(queue, reparking(progress=True), max_attempts=5).wake("s").action == "reparked"
+    outcome = resumer(queue, reparking(progress=True), max_attempts=5, forgive_progress=True).wake("s")
+    assert outcome.action == "reparked"
     again = queue.get("s")
     assert again.attempts == 0 and again.step == 2 and again.resumes == 1
 

@@ -62,13 +62,18 @@ class Resumer:
                  max_attempts: int = 5, spread_per_session: float = 1.0, max_spread: float = 300.0,
                  reset_margin: float = 1.0, poll_interval: float = 5.0, retry_backoff: float = 30.0,
                  min_remaining_usd: Decimal | str | int = 0, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None, logger: logging.Logger | None = None) -> None:
+                 rng: random.Random | None = None, logger: logging.Logger | None = None,
+                 forgive_progress: bool = False) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.queue = queue
         self.factory = factory
         self.usage = usage
         self.max_attempts = max_attempts
+        # Every re-park counts an attempt (so a session spans at most max_attempts windows). With
+        # forgive_progress, a resume that got some work done starts the count afresh instead, for
+        # long jobs meant to run across many windows (max_steps still bounds them).
+        self.forgive_progress = forgive_progress
         self.spread_per_session = spread_per_session
         self.max_spread = max_spread
         self.reset_margin = reset_margin
@@ -214,10 +219,10 @@ class Resumer:
 
     def _repark(self, before: Session, after: Session, *, progressed: bool, reset_at: datetime | None,
                 info: ErrorInfo | None, stop: str) -> ResumeOutcome:
-        attempts = 0 if progressed else before.attempts + 1
+        attempts = 0 if progressed and self.forgive_progress else before.attempts + 1
         if attempts >= self.max_attempts:
             why = info or ErrorInfo(kind=ErrorKind.UNKNOWN, message=stop)
-            message = f"still {stop} after {attempts} resumes without progress: {why.message}"
+            message = f"still {stop} after {attempts} resumes: {why.message}"
             gave_up = ErrorInfo(kind=why.kind, message=message, status=why.status)
             return self._fail(after, gave_up, reason="max_attempts")
         if reset_at is None:

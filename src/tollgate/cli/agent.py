@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
     resume.add_argument("--api-key-env", default="TOLLGATE_API_KEY", metavar="NAME",
                         help="environment variable holding the sk_ key (default: TOLLGATE_API_KEY)")
     resume.add_argument("--max-attempts", type=int, default=5, metavar="N",
-                        help="resumes in a row without progress before a session is failed (default: 5)")
+                        help="re-parks before a session is failed (default: 5)")
+    resume.add_argument("--forgive-progress", action="store_true",
+                        help="a resume that got work done starts the attempt count afresh (long jobs)")
     resume.add_argument("--spread", type=float, default=1.0, metavar="SECONDS",
                         help="jitter per due session: N sessions due together start over N x this (default: 1)")
     resume.add_argument("--reset-margin", type=float, default=1.0, metavar="SECONDS",
@@ -95,7 +97,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print("tollgate agent resume: no --base-url or no key in $" + args.api_key_env +
               "; resuming without checking the budget first", file=sys.stderr)
     resumer = Resumer(ParkingQueue(args.queue), factory, usage=usage, max_attempts=args.max_attempts,
-                      spread_per_session=args.spread, reset_margin=args.reset_margin, poll_interval=args.poll_interval)
+                      spread_per_session=args.spread, reset_margin=args.reset_margin, poll_interval=args.poll_interval,
+                      forgive_progress=args.forgive_progress)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -82,14 +82,20 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         overrides["admin_token"] = env["TOLLGATE_ADMIN_TOKEN"]
     if overrides:
         server = ServerConfig(**{**server.__dict__, **overrides})
-    if not server.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(f"server.database: expected sqlite:///PATH or postgresql://..., got {server.database!r}")
+    if server.database.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("server.database: PostgreSQL is not available in this version yet (the store interface is "
+                          "ready for it); use sqlite:///PATH")
+    if not server.database.startswith("sqlite:///"):
+        raise ConfigError(f"server.database: expected sqlite:///PATH, got {server.database!r}")
     if server.http not in ("tollgate", "uvicorn"):
         raise ConfigError(f"server.http: expected \"tollgate\" or \"uvicorn\", got {server.http!r}")
     if not (0 <= server.port <= 65535):
         raise ConfigError(f"server.port: {server.port} is not a port number")
-    if server.budget_store != "embedded" and not server.budget_store.startswith(("redis://", "rediss://")):
-        raise ConfigError(f"server.budget_store: expected \"embedded\" or a redis:// URL, got {server.budget_store!r}")
+    if server.budget_store.startswith(("redis://", "rediss://")):
+        raise ConfigError("server.budget_store: the Redis budget store is not available in this version yet (the "
+                          "ledger interface is ready for it); use \"embedded\"")
+    if server.budget_store != "embedded":
+        raise ConfigError(f"server.budget_store: expected \"embedded\", got {server.budget_store!r}")
     return server
 
 

@@ -51,8 +51,8 @@ def _announce(config: Config) -> callable:
 def serve(config: Config) -> int:
     if config.server.workers > 1 and config.server.budget_store == "embedded":
         print(
-            "tollgate: server.workers > 1 needs a shared budget store: the embedded one keeps budget counters in "
-            "one process. Set server.budget_store to a redis:// URL, or run one worker.",
+            "tollgate: server.workers > 1 needs a budget store shared by the workers, and the embedded one keeps "
+            "budget counters in one process (a shared redis:// store is planned, not available yet): run one worker.",
             file=sys.stderr,
         )
         return 2

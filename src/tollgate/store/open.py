@@ -11,8 +11,4 @@ def open_store(url: str) -> Store:
         from tollgate.store.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from tollgate.store.postgres import PostgresStore
-
-        return PostgresStore(url)
     raise ValueError(f"unsupported database URL: {url!r}")
