@@ -190,7 +190,7 @@ def test_lifecycle_cancel_expire_revoke_unknown(metered):
 def test_usage_apis_agree_with_the_ledger_to_the_nano(metered):
     gw = metered("1")
     key = gw.key(plan="metered")
-    account_id, mk = key["account"], key["mk"]
+    mk = key["mk"]
     second = gw.manage("POST", "/api/keys/subscription", mk, {"name": "two", "subscriptionId": key["subscription"]}).json()["data"]
     costs = 0
     for i in range(6):

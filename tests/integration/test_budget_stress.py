@@ -42,7 +42,7 @@ def stress_gateway(tmp_path_factory):
 
 def make_requests(rng: random.Random) -> list[dict]:
     requests = []
-    for i in range(REQUESTS):
+    for _ in range(REQUESTS):
         kind = rng.choices(["json", "stream", "abandon"], weights=[4, 4, 2])[0]
         words = " ".join(rng.choice(COMMON_WORDS) for _ in range(rng.randint(5, 400)))
         reply = rng.randint(1, 120)

@@ -194,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw)
         except ValueError:
-            raise ApiError(400, "invalid_json", "request body is not valid JSON", "invalid_request_error")
+            raise ApiError(400, "invalid_json", "request body is not valid JSON", "invalid_request_error") from None
 
     def _send(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()

@@ -11,30 +11,16 @@ import pytest
 from tollgate.config import UpstreamConfig
 from tollgate.upstream.local.files import bundled_gguf
 from tollgate.upstream.local.llama import LlamaUpstream
+from tests.unit.llama_support import STORY, chat, post, started_upstream
 from tollgate.upstream.local.llama_prompt import LlamaTokenCounter
 
 pytestmark = pytest.mark.local_model
 
-STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
-
-
 @pytest.fixture(scope="module")
 def upstream():
-    up = LlamaUpstream(UpstreamConfig(name="local", kind="llama_cpp", context=1024))
-    asyncio.run(up.start())
+    up = started_upstream()
     yield up
     asyncio.run(up.close())
-
-
-def chat(max_tokens=16, messages=STORY, **extra) -> bytes:
-    body = {"model": "smollm2", "messages": messages, "max_tokens": max_tokens,
-            "temperature": 0, **extra}
-    return orjson.dumps(body)
-
-
-async def post(up: LlamaUpstream, path: str, body: bytes) -> tuple[int, bytes, dict]:
-    response = await up.send(path, body)
-    return response.status, await response.read(), response.headers
 
 
 def events(raw: bytes) -> list:
