@@ -8,10 +8,10 @@ import json
 import orjson
 import pytest
 
+from tests.unit.llama_support import STORY, chat, post, started_upstream
 from tollgate.config import UpstreamConfig
 from tollgate.upstream.base import UpstreamError
 from tollgate.upstream.local.llama import LlamaUpstream
-from tests.unit.llama_support import STORY, chat, post, started_upstream
 
 pytestmark = pytest.mark.local_model
 
