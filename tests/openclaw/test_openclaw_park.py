@@ -54,7 +54,10 @@ def test_parked_session_is_resumed_to_completion(gateway_rig: GatewayRig, target
 
     # The resumed request carried the whole transcript: the original prompt and the resume note.
     ok = [r for r in target.records(rig.park_key) if r.status == 200 and r.user_agent.startswith("OpenAI/JS")]
-    resumed = [r for r in ok if any(marker in m["text"] for m in r.transcript)]
+    # (A turn that slipped past the spent budget before the park also carries the marker, so the
+    # resumed request is the one that carries the marker and the plugin's resume note.)
+    resumed = [r for r in ok if any(marker in m["text"] for m in r.transcript)
+               and any("budget has reset" in m["text"] for m in r.transcript)]
     assert len(resumed) == 1, [r.transcript for r in ok]
     texts = [m["text"] for m in resumed[0].transcript]
     first = next(i for i, t in enumerate(texts) if marker in t)
