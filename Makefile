@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test test-python test-openclaw install services bench clean
+.PHONY: serve test test-python test-openclaw install clean
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	PYTHON=$(PYTHON) bash scripts/install.sh
@@ -16,19 +16,15 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/tollgate serve
 
-## Install everything, start the services the tests need, run the whole suite.
+## Install everything and run the whole suite (the tests start their own server processes).
 test: test-python test-openclaw
 
 test-python: install
-	bash scripts/services.sh
 	$(BIN)/python -m pytest -q
 
 ## A real OpenClaw (Node 24 + a pinned OpenClaw, cached) against a running tollgate, and the park plugin.
 test-openclaw: install
 	bash scripts/openclaw-test.sh
-
-services:
-	bash scripts/services.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
