@@ -34,6 +34,17 @@ def record() -> UsageRecord:
     return UsageRecord("r", 0.0, "acct", "key", None, "m", None, None, "chat", 200, 1, 1, 0, 1.0, False, False)
 
 
+async def open_ledger(folder: Path, clock: Clock, *, ttl: float = 30, wait: float = 0,
+                      store: SQLiteStore | None = None) -> tuple[SQLiteStore, EmbeddedLedger]:
+    """A real store in `folder` (or the one given) and a started ledger on it."""
+    if store is None:
+        store = SQLiteStore(f"sqlite:///{folder / 'ledger.db'}")
+        await store.open()
+    ledger = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=ttl, admission_wait=wait, clock=clock)
+    await ledger.start()
+    return store, ledger
+
+
 POOLS = (Pool("sub:a", "subscription", 1_000, 10), Pool("key:k", "key", 600, 4))
 
 operations = st.lists(
@@ -49,10 +60,7 @@ operations = st.lists(
 
 async def run(ops, folder: Path) -> None:
     clock = Clock(1_000_000.0)
-    store = SQLiteStore(f"sqlite:///{folder / 'l.db'}")
-    await store.open()
-    ledger = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=60, admission_wait=0, clock=clock)
-    await ledger.start()
+    store, ledger = await open_ledger(folder, clock, ttl=60)
     open_grants = []
     charged: dict[tuple[str, int], int] = {}
     for op in ops:
@@ -109,14 +117,10 @@ def test_orphaned_reservations_hold_budget_until_their_ttl_then_free_it(tmp_path
     async def main():
         clock = Clock(2_000_000.0)
         pool = Pool("sub:x", "subscription", 1_000, 3600)
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'o.db'}")
-        await store.open()
-        first = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=30, admission_wait=0, clock=clock)
-        await first.start()
+        store, first = await open_ledger(tmp_path, clock)
         await first.reserve([pool], 800, 800)
         await first.writer.commit()  # the reservation reached the disk; then the process "dies"
-        second = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=30, admission_wait=0, clock=clock)
-        await second.start()
+        _, second = await open_ledger(tmp_path, clock, store=store)
         with pytest.raises(BudgetExhausted):
             await second.reserve([pool], 500, 500)  # still held: its owner may have spent it
         clock.now += 31
@@ -135,10 +139,7 @@ def test_a_waiting_request_is_admitted_when_a_reservation_settles(tmp_path):
     async def main():
         clock = Clock(3_000_000.0)
         pool = Pool("sub:w", "subscription", 1_000, 3600)
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'w.db'}")
-        await store.open()
-        ledger = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=30, admission_wait=5, clock=clock)
-        await ledger.start()
+        store, ledger = await open_ledger(tmp_path, clock, wait=5)
         first = await ledger.reserve([pool], 1_000, 100)
         waiting = asyncio.ensure_future(ledger.reserve([pool], 300, 100))
         await asyncio.sleep(0.05)
@@ -157,10 +158,7 @@ def test_window_rollover_gives_a_fresh_budget(tmp_path):
     async def main():
         clock = Clock(4_000_000.0)
         pool = Pool("sub:r", "subscription", 1_000, 10)
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'r.db'}")
-        await store.open()
-        ledger = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=30, admission_wait=0, clock=clock)
-        await ledger.start()
+        store, ledger = await open_ledger(tmp_path, clock)
         grant = await ledger.reserve([pool], 1_000, 1_000)
         await ledger.settle(grant, 1_000, record())
         with pytest.raises(BudgetExhausted) as info:
