@@ -175,7 +175,8 @@ class EmbeddedLedger:
         self.writer.add_record(record)
         self._wake()
         states = tuple(self._state(pool, start) for pool, start in grant.charges)
-        await self.writer.commit()
+        # No other request holds a reservation: nobody would be served while we wait anyway.
+        await self.writer.commit(alone=not self._grants)
         return Settled(charged, states)
 
     def _state(self, pool: Pool, start: int) -> PoolState:

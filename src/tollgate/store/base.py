@@ -50,6 +50,9 @@ class Store(Protocol):
     async def write_ledger(self, batch: LedgerBatch) -> None:
         """Commit usage records, spend increments and reservation changes atomically."""
 
+    def write_ledger_now(self, batch: LedgerBatch) -> bool:
+        """Commit on the calling thread if that is possible at once; False to use `write_ledger`."""
+
     async def read_spend(self, pool: str, window_start: int) -> int: ...
     async def load_reservations(self) -> list[StoredReservation]: ...
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import threading
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
@@ -68,6 +69,7 @@ class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
         self._thread = DatabaseThread("tollgate-sqlite")
+        self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # The change counter, mirrored into a small shared file that every process maps.
         self._seq_path = self.path.with_name(self.path.name + "-seq")
@@ -89,7 +91,8 @@ class SQLiteStore:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._conn is not None, "store is not open"
-        return fn(self._conn)
+        with self._conn_lock:  # the event loop may write the ledger itself when it is idle
+            return fn(self._conn)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
         def run(conn: sqlite3.Connection) -> T:
@@ -317,28 +320,39 @@ class SQLiteStore:
 
     # -- ledger -------------------------------------------------------------
 
-    async def write_ledger(self, batch: LedgerBatch) -> None:
-        def write(c: sqlite3.Connection) -> None:
-            if batch.records:
-                c.executemany(
-                    f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})",
-                    [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in batch.records],
-                )
-            if batch.increments:
-                c.executemany(
-                    "INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
-                    " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
-                    [(i.pool, i.window_start, i.amount) for i in batch.increments],
-                )
-            if batch.reservations_added:
-                c.executemany(
-                    "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)",
-                    [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
-                )
-            if batch.reservations_removed:
-                c.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in batch.reservations_removed])
+    @staticmethod
+    def _write_batch(c: sqlite3.Connection, batch: LedgerBatch) -> None:
+        if batch.records:
+            c.executemany(
+                f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})",
+                [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in batch.records],
+            )
+        if batch.increments:
+            c.executemany(
+                "INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
+                " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
+                [(i.pool, i.window_start, i.amount) for i in batch.increments],
+            )
+        if batch.reservations_added:
+            c.executemany(
+                "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)",
+                [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
+            )
+        if batch.reservations_removed:
+            c.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in batch.reservations_removed])
 
-        await self._run(self._tx(write))
+    async def write_ledger(self, batch: LedgerBatch) -> None:
+        await self._run(self._tx(lambda c: self._write_batch(c, batch)))
+
+    def write_ledger_now(self, batch: LedgerBatch) -> bool:
+        """Write on the calling thread if the connection is free this instant; False if it is not."""
+        if self._conn is None or not self._conn_lock.acquire(blocking=False):
+            return False
+        try:
+            self._tx(lambda c: self._write_batch(c, batch))(self._conn)
+        finally:
+            self._conn_lock.release()
+        return True
 
     async def read_spend(self, pool: str, window_start: int) -> int:
         row = await self._run(lambda c: c.execute(
