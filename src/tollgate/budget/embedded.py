@@ -61,6 +61,7 @@ class EmbeddedLedger:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.store.claim_ledger()
         now = self.clock()
         for stored in await self.store.load_reservations():
             if stored.expires_at <= now:
@@ -176,7 +177,7 @@ class EmbeddedLedger:
         self._wake()
         states = tuple(self._state(pool, start) for pool, start in grant.charges)
         # No other request holds a reservation: nobody would be served while we wait anyway.
-        await self.writer.commit(alone=not self._grants)
+        await self.writer.commit(alone=not self._grants, reservations=False)
         return Settled(charged, states)
 
     def _state(self, pool: Pool, start: int) -> PoolState:

@@ -1,9 +1,10 @@
-"""Group commit for the ledger: many requests' records land in one SQLite transaction.
+"""The ledger's write path: what requests settle, made durable before their answers leave.
 
-Adding to the batch is synchronous and free; `commit()` waits until what was
-added so far is durable. While one transaction runs, the next batch fills, so
-at high concurrency each commit carries many requests and at low concurrency
-a request waits for exactly one small commit.
+Adding to the batch is synchronous and free; `commit()` returns once what was
+added so far is durable: for the gateway's SQLite store, one append to its
+journal (store/journaled.py). A request alone in flight writes its own batch
+on the spot; requests settling together share one write (group commit: while
+one write runs, the next batch fills).
 
 This runs once or more per request, so it keeps per-call work small: a
 reservation settled within its batch is dropped by one dict removal, and the
@@ -60,9 +61,13 @@ class LedgerWriter:
     def _pending(self) -> bool:
         return bool(self._records or self._increments or self._added or self._removed)
 
-    def _take(self) -> LedgerBatch:
-        batch = LedgerBatch(self._records, self._increments, list(self._added.values()), self._removed)
-        self._records, self._increments, self._added, self._removed = [], [], {}, []
+    def _take(self, reservations: bool = True) -> LedgerBatch:
+        """Everything added so far; without the reservations added, when `reservations` is False."""
+        added = list(self._added.values()) if reservations else []
+        batch = LedgerBatch(self._records, self._increments, added, self._removed)
+        self._records, self._increments, self._removed = [], [], []
+        if reservations:
+            self._added = {}
         return batch
 
     def _restore(self, batch: LedgerBatch) -> None:
@@ -72,22 +77,26 @@ class LedgerWriter:
         self._added = {**{r.id: r for r in batch.reservations_added}, **self._added}
         self._removed[:0] = batch.reservations_removed
 
-    async def commit(self, alone: bool = False) -> None:
+    async def commit(self, alone: bool = False, reservations: bool = True) -> None:
         """Return once everything added so far is durable.
 
-        `alone`: the caller is the only request in flight. Then there is nobody the event
-        loop could serve meanwhile, and handing the write to the database thread would only
-        add two thread wake-ups to this request's latency: the store writes it here, if its
-        connection is free at this instant (else the usual hand-off).
+        `alone`: the caller is the only request in flight. Its batch is written on the spot
+        (an append to the store's journal, or a small SQLite commit on a store without one):
+        nobody could be served meanwhile, and a hand-off would only add wake-ups to this
+        request's latency. Otherwise requests settling together share one write (group commit).
+
+        `reservations=False` (a settlement written on the spot) leaves other requests' new
+        reservations to the idle flush: most settle within it and then never need writing.
         """
-        if self._task is None and not self._pending():
+        if self._task is None and not (self._records or self._increments or self._removed
+                                       or (reservations and self._added)):
             return  # nothing added, nothing being written: all of it is on disk already
         if alone and self._task is None:
-            batch = self._take()
+            batch = self._take(reservations)
             try:
                 written = self.store.write_ledger_now(batch)
             except Exception:
-                log.exception("ledger write failed; retrying on the database thread")
+                log.exception("ledger write failed; retrying through the group commit")
                 written = False
             if written:
                 self.commits += 1

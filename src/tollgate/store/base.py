@@ -47,11 +47,17 @@ class Store(Protocol):
     async def revoke_api_key(self, key_id: str, at: int) -> None: ...
     async def find_key_context(self, key_hash: str) -> KeyContext | None: ...
 
+    async def claim_ledger(self) -> None:
+        """Make this process the one that writes the ledger (the embedded ledger calls it at start)."""
+
     async def write_ledger(self, batch: LedgerBatch) -> None:
-        """Commit usage records, spend increments and reservation changes atomically."""
+        """Make usage records, spend increments and reservation changes durable, atomically."""
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
-        """Commit on the calling thread if that is possible at once; False to use `write_ledger`."""
+        """Make `batch` durable on the calling thread if that is possible at once; False to use `write_ledger`.
+
+        Called for a request alone in flight, whom a short blocking write delays no more than a hand-off.
+        """
 
     async def read_spend(self, pool: str, window_start: int) -> int: ...
     async def load_reservations(self) -> list[StoredReservation]: ...

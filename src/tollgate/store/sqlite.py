@@ -7,8 +7,10 @@ one thread also means one writer, which is what SQLite wants. The cheap
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mmap
+import operator
 import threading
 import sqlite3
 from collections.abc import Callable
@@ -18,6 +20,9 @@ from typing import Any, TypeVar
 
 from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
 from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+from tollgate.store.checkpoint import Checkpointer
+from tollgate.store.journal import Entry, Journal, JournalBusy
+from tollgate.store.journaled import JournaledWrites
 from tollgate.store.worker import DatabaseThread
 
 T = TypeVar("T")
@@ -29,6 +34,9 @@ _KEY_COLUMNS = (
     " end_user, metadata, revoked_at"
 )
 _USAGE_FIELDS = tuple(UsageRecord.__dataclass_fields__)
+_usage_row = operator.attrgetter(*_USAGE_FIELDS)  # a record -> its row, in one C call
+# How long a starting gateway waits for another process to finish replaying the journal.
+CLAIM_WAIT_SECONDS = 5.0
 
 
 def sqlite_path(url: str) -> Path:
@@ -74,6 +82,9 @@ class SQLiteStore:
         # The change counter, mirrored into a small shared file that every process maps.
         self._seq_path = self.path.with_name(self.path.name + "-seq")
         self._seq_map: mmap.mmap | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._journal = Journal(self.path)
+        self._journaled: JournaledWrites | None = None  # set while this process owns the ledger
 
     # -- plumbing -----------------------------------------------------------
 
@@ -84,15 +95,26 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints run on their own thread (store/checkpoint.py), never inside a request's commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._thread.run(lambda: self._call(fn))
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._conn is not None, "store is not open"
+        conn = self._conn
+        assert conn is not None, "store is not open"
         with self._conn_lock:  # the event loop may write the ledger itself when it is idle
-            return fn(self._conn)
+            before = conn.total_changes
+            try:
+                return fn(conn)
+            finally:
+                self._wrote(conn.total_changes - before)
+
+    def _wrote(self, rows: int) -> None:
+        if rows and self._checkpointer is not None:
+            self._checkpointer.wrote(rows)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
         def run(conn: sqlite3.Connection) -> T:
@@ -111,8 +133,49 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(self._migrate))
+        self._checkpointer = Checkpointer(self.path, self._conn_lock)
         self._seq_map = await self._thread.run(self._map_seq)
         await self._run(self._publish_seq)
+        # A gateway that was killed left journaled batches: when no gateway runs, any process writes them in.
+        if self._journal.try_lock():
+            try:
+                await self._run(self._tx(self._replay_journal))
+            finally:
+                self._journal.unlock()
+
+    async def claim_ledger(self) -> None:
+        """Become the one process that writes the ledger: journaled appends from now on.
+
+        Waits a few seconds for another process's replay to end; refuses when another gateway
+        serves from this database.
+        """
+        if self._journaled is not None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_WAIT_SECONDS
+        while not self._journal.try_lock():
+            if loop.time() > deadline:
+                raise JournalBusy(f"another tollgate gateway is serving from {self.path}; stop it first, "
+                                  "or give this one its own database")
+            await asyncio.sleep(0.05)
+        applied = await self._run(self._tx(self._replay_journal))
+        self._journal.start(after_seq=applied)
+        self._journaled = JournaledWrites(self._journal, self._apply_later)
+
+    def _replay_journal(self, conn: sqlite3.Connection) -> int:
+        """Write in what the journal holds beyond the database; the last sequence number applied."""
+        applied = _apply_entries(conn, list(self._journal.leftovers()))
+        self._journal.discard_files()
+        return applied
+
+    def _apply_later(self, entries: list[Entry]) -> asyncio.Future:
+        return self._thread.run(lambda: self._call(self._tx(lambda c: _apply_entries(c, entries))))
+
+    async def _ledger_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of ledger data: every journaled batch reaches the database first."""
+        if self._journaled is not None:
+            await self._journaled.catch_up()
+        return await self._run(fn)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -124,6 +187,12 @@ class SQLiteStore:
                 conn.execute(f"PRAGMA user_version = {version}")
 
     async def close(self) -> None:
+        if self._journaled is not None:
+            journaled, self._journaled = self._journaled, None
+            await journaled.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._thread.run(conn.close)
@@ -320,52 +389,41 @@ class SQLiteStore:
 
     # -- ledger -------------------------------------------------------------
 
-    @staticmethod
-    def _write_batch(c: sqlite3.Connection, batch: LedgerBatch) -> None:
-        if batch.records:
-            c.executemany(
-                f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})",
-                [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in batch.records],
-            )
-        if batch.increments:
-            c.executemany(
-                "INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
-                " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
-                [(i.pool, i.window_start, i.amount) for i in batch.increments],
-            )
-        if batch.reservations_added:
-            c.executemany(
-                "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)",
-                [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
-            )
-        if batch.reservations_removed:
-            c.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in batch.reservations_removed])
-
     async def write_ledger(self, batch: LedgerBatch) -> None:
-        await self._run(self._tx(lambda c: self._write_batch(c, batch)))
+        if self._journaled is not None:
+            self._journaled.append(_ledger_rows(batch))
+            return
+        rows = _ledger_rows(batch)
+        await self._run(self._tx(lambda c: _apply_rows(c, rows)))
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
-        """Write on the calling thread if the connection is free this instant; False if it is not."""
+        """Journaled: one append. Otherwise a commit here, if the connection is free this instant."""
+        if self._journaled is not None:
+            self._journaled.append(_ledger_rows(batch))
+            return True
         if self._conn is None or not self._conn_lock.acquire(blocking=False):
             return False
         try:
-            self._tx(lambda c: self._write_batch(c, batch))(self._conn)
+            rows = _ledger_rows(batch)
+            before = self._conn.total_changes
+            self._tx(lambda c: _apply_rows(c, rows))(self._conn)
+            self._wrote(self._conn.total_changes - before)
         finally:
             self._conn_lock.release()
         return True
 
     async def read_spend(self, pool: str, window_start: int) -> int:
-        row = await self._run(lambda c: c.execute(
+        row = await self._ledger_read(lambda c: c.execute(
             "SELECT spent FROM spend_counters WHERE pool = ? AND window_start = ?", (pool, window_start)).fetchone())
         return row[0] if row else 0
 
     async def load_reservations(self) -> list[StoredReservation]:
-        rows = await self._run(lambda c: c.execute(
+        rows = await self._ledger_read(lambda c: c.execute(
             "SELECT id, pools, amount, created_at, expires_at FROM reservations").fetchall())
         return [StoredReservation(r[0], tuple(tuple(p) for p in json.loads(r[1])), r[2], r[3], r[4]) for r in rows]
 
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
-        rows = await self._run(lambda c: c.execute(
+        rows = await self._ledger_read(lambda c: c.execute(
             "SELECT request_text, route, model FROM usage_records WHERE request_text IS NOT NULL AND route IS NOT NULL"
             " AND created_at >= ? ORDER BY random() LIMIT ?", (since, count)).fetchall())
         return [tuple(r) for r in rows]
@@ -384,8 +442,61 @@ class SQLiteStore:
         if until is not None:
             sql += " AND created_at < ?"
             args.append(until)
-        rows = await self._run(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
+        rows = await self._ledger_read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
         return [UsageRecord(*r) for r in rows]
+
+
+_INSERT_USAGE = (f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)})"
+                 f" VALUES ({', '.join('?' * len(_USAGE_FIELDS))})")
+_ADD_SPEND = ("INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
+              " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent")
+_ADD_RESERVATION = "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)"
+
+
+def _ledger_rows(batch: LedgerBatch) -> tuple[list, list, list, list]:
+    """A batch as the rows it writes: (usage records, spend increments, reservations added, removed)."""
+    return (
+        list(map(_usage_row, batch.records)),
+        [(i.pool, i.window_start, i.amount) for i in batch.increments],
+        [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
+        [(i,) for i in batch.reservations_removed],
+    )
+
+
+def _apply_rows(c: sqlite3.Connection, rows: tuple[list, list, list, list] | list) -> None:
+    records, increments, added, removed = rows
+    if records:
+        c.executemany(_INSERT_USAGE, records)
+    if increments:
+        c.executemany(_ADD_SPEND, increments)
+    if added:
+        c.executemany(_ADD_RESERVATION, added)
+    if removed:
+        c.executemany("DELETE FROM reservations WHERE id = ?", removed)
+
+
+def _apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
+    """Journal entries the database does not have yet, in order; the sequence number applied last.
+
+    The number is stored in the same transaction as the rows, so an entry is never applied twice.
+    The entries' rows go in as one statement per table (a reservation is always added in an
+    earlier entry than the one that removes it, so adds-then-removes keeps their order).
+    """
+    row = c.execute("SELECT value FROM meta WHERE key = 'ledger_seq'").fetchone()
+    applied = int(row[0]) if row else 0
+    merged: tuple[list, list, list, list] = ([], [], [], [])
+    for seq, rows in entries:
+        if seq <= applied:
+            continue
+        if seq != applied + 1:
+            raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing")
+        for into, part in zip(merged, rows):
+            into.extend(part)
+        applied = seq
+    _apply_rows(c, merged)
+    c.execute("INSERT INTO meta (key, value) VALUES ('ledger_seq', ?)"
+              " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(applied),))
+    return applied
 
 
 def _split_sql(script: str) -> list[str]:

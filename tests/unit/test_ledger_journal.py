@@ -1,0 +1,133 @@
+"""The ledger journal on real files: what a killed owner appended reaches the database exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tollgate.metering.records import LedgerBatch, SpendIncrement, StoredReservation, UsageRecord
+from tollgate.store.journal import Journal, JournalBusy
+from tollgate.store.sqlite import SQLiteStore, _apply_entries, _ledger_rows
+
+WINDOW = 1_764_000_000
+
+
+def record(request_id: str, cost: int) -> UsageRecord:
+    return UsageRecord(request_id, WINDOW + 1.0, "acct", "key", "sub", "m", None, None, "chat", 200, 3, 4,
+                       cost, 1.0, False, False, window_start=WINDOW)
+
+
+def batch(n: int) -> LedgerBatch:
+    return LedgerBatch([record(f"r{n}", n)], [SpendIncrement("sub:s", WINDOW, n)], [], [])
+
+
+async def read(path) -> tuple[int, list[str], list[StoredReservation]]:
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        spent = await store.read_spend("sub:s", WINDOW)
+        ids = [r.request_id for r in await store.usage_records("acct")]
+        held = await store.load_reservations()
+    finally:
+        await store.close()
+    return spent, ids, held
+
+
+KILLED_OWNER = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    sys.path[:0] = [{tests!r}]
+    from test_ledger_journal import batch
+    from tollgate.metering.records import LedgerBatch, StoredReservation
+    from tollgate.store.sqlite import SQLiteStore
+
+    async def main():
+        store = SQLiteStore("sqlite:///" + sys.argv[1])
+        await store.open()
+        await store.claim_ledger()
+        for n in range(1, 101):
+            assert store.write_ledger_now(batch(n))
+        held = StoredReservation("res-1", (("sub:s", {window}),), 500, 1.0, 2.0)
+        await store.write_ledger(LedgerBatch([], [], [held], []))
+        print("appended", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # before the timer hands anything to SQLite
+
+    asyncio.run(main())
+""")
+
+
+def test_batches_journaled_by_a_killed_gateway_reach_the_database_on_the_next_open(tmp_path):
+    path = tmp_path / "crash.db"
+    script = KILLED_OWNER.format(tests=os.path.dirname(__file__), window=WINDOW)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert "appended" in done.stdout
+    journal = Journal(path)
+    assert journal.path.stat().st_size > 0  # the batches were only in the journal when it died
+
+    spent, ids, held = asyncio.run(read(path))
+    assert spent == sum(range(1, 101))
+    assert ids == [f"r{n}" for n in range(1, 101)]
+    assert [r.id for r in held] == ["res-1"]
+    assert journal.files() == []  # written in, then deleted
+    assert asyncio.run(read(path))[0] == spent  # and never applied twice
+
+
+def test_a_torn_last_line_is_skipped_and_the_rest_applied(tmp_path):
+    path = tmp_path / "torn.db"
+    asyncio.run(read(path))  # create the database
+    journal = Journal(path)
+    assert journal.try_lock()
+    journal.start(after_seq=0)
+    for n in (1, 2, 3):
+        journal.append(_ledger_rows(batch(n)))
+    journal.close(all_applied=False)
+    with open(journal.path, "ab") as handle:
+        handle.write(b'[4, [[["r4"')  # the kill came in the middle of a write
+
+    spent, ids, _ = asyncio.run(read(path))
+    assert (spent, ids) == (6, ["r1", "r2", "r3"])
+
+
+def test_entries_already_in_the_database_are_not_applied_again(tmp_path):
+    path = tmp_path / "twice.db"
+    asyncio.run(read(path))
+    entries = [(1, _ledger_rows(batch(5))), (2, _ledger_rows(batch(7)))]
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert _apply_entries(conn, entries[:1]) == 1
+    assert _apply_entries(conn, entries) == 2  # entry 1 was in already: only 2 is written
+    assert _apply_entries(conn, entries) == 2
+    assert conn.execute("SELECT spent FROM spend_counters").fetchone()[0] == 12
+    with pytest.raises(RuntimeError, match="missing"):
+        _apply_entries(conn, [(4, _ledger_rows(batch(1)))])  # a gap is refused, never skipped
+    conn.close()
+
+
+def test_one_gateway_owns_the_journal_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr("tollgate.store.sqlite.CLAIM_WAIT_SECONDS", 0.2)
+    path = tmp_path / "owned.db"
+
+    async def main():
+        first = SQLiteStore(f"sqlite:///{path}")
+        await first.open()
+        await first.claim_ledger()
+        await first.claim_ledger()  # the owner claiming again is a no-op
+        second = SQLiteStore(f"sqlite:///{path}")
+        await second.open()  # reading and editing accounts is fine meanwhile
+        with pytest.raises(JournalBusy, match="another tollgate gateway"):
+            await second.claim_ledger()
+        first.write_ledger_now(batch(3))
+        assert [r.request_id for r in await first.usage_records("acct")] == ["r3"]  # reads catch up first
+        await first.close()
+        await second.claim_ledger()  # free once the first one has stopped
+        assert await second.read_spend("sub:s", WINDOW) == 3
+        await second.close()
+
+    asyncio.run(main())
+    assert Journal(path).files() == []
