@@ -14,7 +14,8 @@ import pytest
 
 from tollgate.metering.records import LedgerBatch, SpendIncrement, StoredReservation, UsageRecord
 from tollgate.store.journal import Journal, JournalBusy
-from tollgate.store.sqlite import SQLiteStore, _apply_entries, _ledger_rows
+from tollgate.store.ledger_sql import apply_entries, ledger_rows
+from tollgate.store.sqlite import SQLiteStore
 
 WINDOW = 1_764_000_000
 
@@ -86,7 +87,7 @@ def test_a_torn_last_line_is_skipped_and_the_rest_applied(tmp_path):
     assert journal.try_lock()
     journal.start(after_seq=0)
     for n in (1, 2, 3):
-        journal.append(_ledger_rows(batch(n)))
+        journal.append(ledger_rows(batch(n)))
     journal.close(all_applied=False)
     with open(journal.path, "ab") as handle:
         handle.write(b'[4, [[["r4"')  # the kill came in the middle of a write
@@ -98,14 +99,14 @@ def test_a_torn_last_line_is_skipped_and_the_rest_applied(tmp_path):
 def test_entries_already_in_the_database_are_not_applied_again(tmp_path):
     path = tmp_path / "twice.db"
     asyncio.run(read(path))
-    entries = [(1, _ledger_rows(batch(5))), (2, _ledger_rows(batch(7)))]
+    entries = [(1, ledger_rows(batch(5))), (2, ledger_rows(batch(7)))]
     conn = sqlite3.connect(path, isolation_level=None)
-    assert _apply_entries(conn, entries[:1]) == 1
-    assert _apply_entries(conn, entries) == 2  # entry 1 was in already: only 2 is written
-    assert _apply_entries(conn, entries) == 2
+    assert apply_entries(conn, entries[:1]) == 1
+    assert apply_entries(conn, entries) == 2  # entry 1 was in already: only 2 is written
+    assert apply_entries(conn, entries) == 2
     assert conn.execute("SELECT spent FROM spend_counters").fetchone()[0] == 12
     with pytest.raises(RuntimeError, match="missing"):
-        _apply_entries(conn, [(4, _ledger_rows(batch(1)))])  # a gap is refused, never skipped
+        apply_entries(conn, [(4, ledger_rows(batch(1)))])  # a gap is refused, never skipped
     conn.close()
 
 

@@ -7,7 +7,8 @@ import sqlite3
 import time
 
 from tollgate.metering.records import LedgerBatch, SpendIncrement, UsageRecord
-from tollgate.store.sqlite import SQLiteStore, _migrations, _split_sql
+from tollgate.store.migrate import migrations, split_sql
+from tollgate.store.sqlite import SQLiteStore
 
 
 def record(request_id: str, cost: int) -> UsageRecord:
@@ -19,10 +20,10 @@ def test_the_lean_usage_table_keeps_every_record_written_before_it(tmp_path):
     """A database written by the first two schema versions opens with its records and ids intact."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for version, script in _migrations():
+    for version, script in migrations():
         if version > 2:
             break
-        for statement in _split_sql(script):
+        for statement in split_sql(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")
     fields = tuple(UsageRecord.__dataclass_fields__)
@@ -55,7 +56,7 @@ def test_the_lean_usage_table_keeps_every_record_written_before_it(tmp_path):
     assert "AUTOINCREMENT" not in table_sql
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(usage_records)")}
     assert indexes == {"usage_key_time", "usage_account_time"}
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in _migrations())
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in migrations())
     conn.close()
 
 

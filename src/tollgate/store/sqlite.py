@@ -1,8 +1,10 @@
 """The embedded store: one SQLite file in WAL mode, every statement on one worker thread.
 
 Statements run on a dedicated thread so the event loop never waits on the disk;
-one thread also means one writer, which is what SQLite wants. The cheap
-`change_seq` probe runs on its own read connection, on the caller's thread.
+one thread also means one writer, which is what SQLite wants. Around it: the
+ledger journal that makes a settlement durable by one append (journal.py,
+journaled.py), WAL checkpoints on their own thread (checkpoint.py), and the
+change counter in a small shared file, read with no query (`change_seq`).
 """
 
 from __future__ import annotations
@@ -10,31 +12,24 @@ from __future__ import annotations
 import asyncio
 import json
 import mmap
-import operator
 import threading
 import sqlite3
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
 from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, subscription_of
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.journal import Entry, Journal, JournalBusy
 from tollgate.store.journaled import JournaledWrites
+from tollgate.store.ledger_sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows
+from tollgate.store.migrate import migrate
 from tollgate.store.worker import DatabaseThread
 
 T = TypeVar("T")
 
-_PLAN_COLUMNS = "slug, name, price_monthly, period_days, window_seconds, budget_per_window, rpm, tpm, models, source"
-_SUB_COLUMNS = "id, account_id, plan_slug, status, created_at, current_period_start, current_period_end, cancel_at_period_end"
-_KEY_COLUMNS = (
-    "id, account_id, type, name, prefix, created_at, subscription_id, budget_limit, budget_window,"
-    " end_user, metadata, revoked_at"
-)
-_USAGE_FIELDS = tuple(UsageRecord.__dataclass_fields__)
-_usage_row = operator.attrgetter(*_USAGE_FIELDS)  # a record -> its row, in one C call
 # How long a starting gateway waits for another process to finish replaying the journal.
 CLAIM_WAIT_SECONDS = 5.0
 
@@ -42,35 +37,6 @@ CLAIM_WAIT_SECONDS = 5.0
 def sqlite_path(url: str) -> Path:
     """`sqlite:///relative/or/absolute.db` -> a path (three slashes, then the path as written)."""
     return Path(url.removeprefix("sqlite:///"))
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("tollgate.store").joinpath("migrations/sqlite")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _plan(row: sqlite3.Row) -> Plan:
-    return Plan(
-        slug=row[0], name=row[1], price_monthly=row[2], period_days=row[3], window=row[4],
-        budget_per_window=row[5], rpm=row[6], tpm=row[7],
-        models=tuple(json.loads(row[8])) if row[8] else None, source=row[9],
-    )
-
-
-def _subscription(row: sqlite3.Row) -> Subscription:
-    return Subscription(*row[:7], cancel_at_period_end=bool(row[7]))
-
-
-def _api_key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row[0], account_id=row[1], type=row[2], name=row[3], prefix=row[4], created_at=row[5],
-        subscription_id=row[6], budget_limit=row[7], budget_window=row[8], end_user=row[9],
-        metadata=json.loads(row[10]) if row[10] else None, revoked_at=row[11],
-    )
 
 
 class SQLiteStore:
@@ -132,7 +98,7 @@ class SQLiteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._thread.run(self._connect)
-        await self._run(self._tx(self._migrate))
+        await self._run(self._tx(migrate))
         self._checkpointer = Checkpointer(self.path, self._conn_lock)
         self._seq_map = await self._thread.run(self._map_seq)
         await self._run(self._publish_seq)
@@ -164,27 +130,18 @@ class SQLiteStore:
 
     def _replay_journal(self, conn: sqlite3.Connection) -> int:
         """Write in what the journal holds beyond the database; the last sequence number applied."""
-        applied = _apply_entries(conn, list(self._journal.leftovers()))
+        applied = apply_entries(conn, list(self._journal.leftovers()))
         self._journal.discard_files()
         return applied
 
     def _apply_later(self, entries: list[Entry]) -> asyncio.Future:
-        return self._thread.run(lambda: self._call(self._tx(lambda c: _apply_entries(c, entries))))
+        return self._thread.run(lambda: self._call(self._tx(lambda c: apply_entries(c, entries))))
 
     async def _ledger_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A read of ledger data: every journaled batch reaches the database first."""
         if self._journaled is not None:
             await self._journaled.catch_up()
         return await self._run(fn)
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        for version, script in _migrations():
-            if version > current:
-                for statement in _split_sql(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version}")
 
     async def close(self) -> None:
         if self._journaled is not None:
@@ -249,7 +206,7 @@ class SQLiteStore:
         values = (plan.slug, plan.name, plan.price_monthly, plan.period_days, plan.window,
                   plan.budget_per_window, plan.rpm, plan.tpm, models, plan.source)
         await self._change(lambda c: c.execute(
-            f"INSERT INTO plans ({_PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
+            f"INSERT INTO plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
             " name=excluded.name, price_monthly=excluded.price_monthly, period_days=excluded.period_days,"
             " window_seconds=excluded.window_seconds, budget_per_window=excluded.budget_per_window,"
             " rpm=excluded.rpm, tpm=excluded.tpm, models=excluded.models, source=excluded.source"
@@ -261,12 +218,12 @@ class SQLiteStore:
         ))
 
     async def get_plan(self, slug: str) -> Plan | None:
-        row = await self._run(lambda c: c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans WHERE slug = ?", (slug,)).fetchone())
-        return _plan(row) if row else None
+        row = await self._run(lambda c: c.execute(f"SELECT {PLAN_COLUMNS} FROM plans WHERE slug = ?", (slug,)).fetchone())
+        return plan_of(row) if row else None
 
     async def list_plans(self) -> list[Plan]:
-        rows = await self._run(lambda c: c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans ORDER BY budget_per_window, slug").fetchall())
-        return [_plan(r) for r in rows]
+        rows = await self._run(lambda c: c.execute(f"SELECT {PLAN_COLUMNS} FROM plans ORDER BY budget_per_window, slug").fetchall())
+        return [plan_of(r) for r in rows]
 
     # -- accounts and credits ----------------------------------------------
 
@@ -324,21 +281,21 @@ class SQLiteStore:
 
     async def create_subscription(self, s: Subscription) -> None:
         await self._change(lambda c: c.execute(
-            f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            f"INSERT INTO subscriptions ({SUB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (s.id, s.account_id, s.plan_slug, s.status, s.created_at, s.current_period_start,
              s.current_period_end, int(s.cancel_at_period_end)),
         ))
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         row = await self._run(lambda c: c.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone())
-        return _subscription(row) if row else None
+            f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone())
+        return subscription_of(row) if row else None
 
     async def list_subscriptions(self, account_id: str) -> list[Subscription]:
         rows = await self._run(lambda c: c.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE account_id = ? ORDER BY created_at, id",
+            f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE account_id = ? ORDER BY created_at, id",
             (account_id,)).fetchall())
-        return [_subscription(r) for r in rows]
+        return [subscription_of(r) for r in rows]
 
     async def update_subscription(self, s: Subscription) -> None:
         await self._change(lambda c: c.execute(
@@ -357,13 +314,13 @@ class SQLiteStore:
         ))
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
-        row = await self._run(lambda c: c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
-        return _api_key(row) if row else None
+        row = await self._run(lambda c: c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
+        return api_key_of(row) if row else None
 
     async def list_api_keys(self, account_id: str) -> list[ApiKey]:
         rows = await self._run(lambda c: c.execute(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,)).fetchall())
-        return [_api_key(r) for r in rows]
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,)).fetchall())
+        return [api_key_of(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str, at: int) -> None:
         await self._change(lambda c: c.execute(
@@ -371,18 +328,18 @@ class SQLiteStore:
 
     async def find_key_context(self, key_hash: str) -> KeyContext | None:
         def find(c: sqlite3.Connection) -> KeyContext | None:
-            row = c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+            row = c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
             if row is None:
                 return None
-            key = _api_key(row)
+            key = api_key_of(row)
             account = Account(*c.execute(
                 "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (key.account_id,)).fetchone())
             subscription = plan = None
             if key.subscription_id:
-                srow = c.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (key.subscription_id,)).fetchone()
-                subscription = _subscription(srow)
-                prow = c.execute(f"SELECT {_PLAN_COLUMNS} FROM plans WHERE slug = ?", (subscription.plan_slug,)).fetchone()
-                plan = _plan(prow)
+                srow = c.execute(f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?", (key.subscription_id,)).fetchone()
+                subscription = subscription_of(srow)
+                prow = c.execute(f"SELECT {PLAN_COLUMNS} FROM plans WHERE slug = ?", (subscription.plan_slug,)).fetchone()
+                plan = plan_of(prow)
             return KeyContext(key, account, subscription, plan)
 
         return await self._run(find)
@@ -391,22 +348,22 @@ class SQLiteStore:
 
     async def write_ledger(self, batch: LedgerBatch) -> None:
         if self._journaled is not None:
-            self._journaled.append(_ledger_rows(batch))
+            self._journaled.append(ledger_rows(batch))
             return
-        rows = _ledger_rows(batch)
-        await self._run(self._tx(lambda c: _apply_rows(c, rows)))
+        rows = ledger_rows(batch)
+        await self._run(self._tx(lambda c: apply_rows(c, rows)))
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
         """Journaled: one append. Otherwise a commit here, if the connection is free this instant."""
         if self._journaled is not None:
-            self._journaled.append(_ledger_rows(batch))
+            self._journaled.append(ledger_rows(batch))
             return True
         if self._conn is None or not self._conn_lock.acquire(blocking=False):
             return False
         try:
-            rows = _ledger_rows(batch)
+            rows = ledger_rows(batch)
             before = self._conn.total_changes
-            self._tx(lambda c: _apply_rows(c, rows))(self._conn)
+            self._tx(lambda c: apply_rows(c, rows))(self._conn)
             self._wrote(self._conn.total_changes - before)
         finally:
             self._conn_lock.release()
@@ -431,7 +388,7 @@ class SQLiteStore:
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[UsageRecord]:
-        sql = f"SELECT {', '.join(_USAGE_FIELDS)} FROM usage_records WHERE account_id = ?"
+        sql = f"SELECT {', '.join(USAGE_FIELDS)} FROM usage_records WHERE account_id = ?"
         args: list[Any] = [account_id]
         if key_id is not None:
             sql += " AND key_id = ?"
@@ -444,70 +401,3 @@ class SQLiteStore:
             args.append(until)
         rows = await self._ledger_read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
         return [UsageRecord(*r) for r in rows]
-
-
-_INSERT_USAGE = (f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)})"
-                 f" VALUES ({', '.join('?' * len(_USAGE_FIELDS))})")
-_ADD_SPEND = ("INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
-              " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent")
-_ADD_RESERVATION = "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)"
-
-
-def _ledger_rows(batch: LedgerBatch) -> tuple[list, list, list, list]:
-    """A batch as the rows it writes: (usage records, spend increments, reservations added, removed)."""
-    return (
-        list(map(_usage_row, batch.records)),
-        [(i.pool, i.window_start, i.amount) for i in batch.increments],
-        [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
-        [(i,) for i in batch.reservations_removed],
-    )
-
-
-def _apply_rows(c: sqlite3.Connection, rows: tuple[list, list, list, list] | list) -> None:
-    records, increments, added, removed = rows
-    if records:
-        c.executemany(_INSERT_USAGE, records)
-    if increments:
-        c.executemany(_ADD_SPEND, increments)
-    if added:
-        c.executemany(_ADD_RESERVATION, added)
-    if removed:
-        c.executemany("DELETE FROM reservations WHERE id = ?", removed)
-
-
-def _apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
-    """Journal entries the database does not have yet, in order; the sequence number applied last.
-
-    The number is stored in the same transaction as the rows, so an entry is never applied twice.
-    The entries' rows go in as one statement per table (a reservation is always added in an
-    earlier entry than the one that removes it, so adds-then-removes keeps their order).
-    """
-    row = c.execute("SELECT value FROM meta WHERE key = 'ledger_seq'").fetchone()
-    applied = int(row[0]) if row else 0
-    merged: tuple[list, list, list, list] = ([], [], [], [])
-    for seq, rows in entries:
-        if seq <= applied:
-            continue
-        if seq != applied + 1:
-            raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing")
-        for into, part in zip(merged, rows):
-            into.extend(part)
-        applied = seq
-    _apply_rows(c, merged)
-    c.execute("INSERT INTO meta (key, value) VALUES ('ledger_seq', ?)"
-              " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(applied),))
-    return applied
-
-
-def _split_sql(script: str) -> list[str]:
-    """Statements of a migration; trigger bodies keep their inner semicolons."""
-    statements, current = [], []
-    for line in script.splitlines():
-        if line.strip().startswith("--") or not line.strip():
-            continue
-        current.append(line)
-        text = "\n".join(current)
-        if sqlite3.complete_statement(text):
-            statements.append(text)
-            current = []
-    return statements
