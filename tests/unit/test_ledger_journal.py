@@ -132,3 +132,32 @@ def test_one_gateway_owns_the_journal_at_a_time(tmp_path, monkeypatch):
 
     asyncio.run(main())
     assert Journal(path).files() == []
+
+
+def test_a_journal_under_constant_load_is_sealed_in_pieces_and_every_piece_replays(tmp_path, monkeypatch):
+    """Never fully written in at one instant, the journal rotates; a piece goes once written in."""
+    monkeypatch.setattr("tollgate.store.journal.ROTATE_BYTES", 2_000)
+    path = tmp_path / "rotate.db"
+    asyncio.run(read(path))
+    journal = Journal(path)
+    assert journal.try_lock()
+    journal.start(after_seq=0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    entries, pieces = [], set()
+    for n in range(1, 41):
+        entries.append((journal.append(ledger_rows(batch(n))), ledger_rows(batch(n))))
+        if n > 10:  # the database stays ten entries behind, as under constant load
+            applied = apply_entries(conn, entries[: n - 10])
+            journal.applied_through(applied)
+        pieces.update(p.name for p in journal.files() if p != journal.path)
+        for piece in journal.files():
+            if piece != journal.path:
+                assert int(piece.suffix[1:]) > n - 10  # no piece is kept whose entries are all in
+    conn.close()
+    assert len(pieces) >= 3  # it rotated instead of growing
+    journal.close(all_applied=False)  # the owner dies: entries 31-40 are only in the journal
+
+    spent, ids, _ = asyncio.run(read(path))
+    assert ids == [f"r{n}" for n in range(1, 41)]
+    assert spent == sum(range(1, 41))
+    assert journal.files() == []
