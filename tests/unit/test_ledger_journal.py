@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from tollgate.metering.records import LedgerBatch, SpendIncrement, StoredReservation, UsageRecord
 from tollgate.store.journal import Journal, JournalBusy
+from tollgate.store.journaled import JournaledWrites
 from tollgate.store.ledger_sql import apply_entries, ledger_rows
 from tollgate.store.sqlite import SQLiteStore
 
@@ -161,3 +163,68 @@ def test_a_journal_under_constant_load_is_sealed_in_pieces_and_every_piece_repla
     assert ids == [f"r{n}" for n in range(1, 41)]
     assert spent == sum(range(1, 41))
     assert journal.files() == []
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_partial_line(tmp_path, monkeypatch):
+    path = tmp_path / "full.db"
+    asyncio.run(read(path))
+    journal = Journal(path)
+    assert journal.try_lock()
+    journal.start(after_seq=0)
+    journal.append(ledger_rows(batch(1)))
+    real_write, calls = os.write, []
+
+    def disk_fills_up(fd, data):  # the OS takes half the line, then refuses the rest
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tollgate.store.journal.os.write", disk_fills_up)
+    with pytest.raises(OSError):
+        journal.append(ledger_rows(batch(2)))
+    monkeypatch.setattr("tollgate.store.journal.os.write", real_write)
+    assert journal.append(ledger_rows(batch(2))) == 2  # the retry takes the same number
+    journal.close(all_applied=False)
+
+    spent, ids, _ = asyncio.run(read(path))
+    assert (spent, ids) == (3, ["r1", "r2"])
+
+
+def test_a_reader_arriving_as_a_write_completes_waits_for_it_instead_of_spinning(tmp_path):
+    """The write's future is done, its callback not yet run: the reader must yield, not spin.
+
+    Here the database is written synchronously and its future returned already done, which is
+    the moment (between the database thread's answer and the callback) when a reader once spun
+    forever on the event loop. Run on a thread so that a spinning loop fails the test.
+    """
+    path = tmp_path / "race.db"
+    asyncio.run(read(path))
+    outcome: list[object] = []
+
+    async def main():
+        conn = sqlite3.connect(path, isolation_level=None)
+
+        def apply_now(entries):
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(apply_entries(conn, entries))
+            return future
+
+        journal = Journal(path)
+        assert journal.try_lock()
+        journal.start(after_seq=0)
+        writes = JournaledWrites(journal, apply_now)
+        for n in (1, 2):
+            writes.append(ledger_rows(batch(n)))
+        await writes.catch_up()
+        writes.append(ledger_rows(batch(3)))
+        await writes.close()
+        outcome.append(conn.execute("SELECT spent FROM spend_counters").fetchone()[0])
+        conn.close()
+
+    runner = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive(), "catch_up spun on the event loop"
+    assert outcome == [6]
+    assert Journal(path).files() == []

@@ -114,9 +114,15 @@ class Journal:
         seq = self.last_seq + 1
         line = orjson.dumps((seq, rows)) + b"\n"
         assert self._fd is not None, "the journal is not open"
-        written = os.write(self._fd, line)
-        while written < len(line):  # a regular file takes it whole in practice; be exact anyway
-            written += os.write(self._fd, line[written:])
+        try:
+            written = os.write(self._fd, line)
+            while written < len(line):  # a regular file takes it whole in practice; be exact anyway
+                written += os.write(self._fd, line[written:])
+        except OSError:
+            # A full disk: cut off what part of the line got in, so that the retry's line (same
+            # sequence number) starts on a line of its own instead of being glued to it.
+            os.ftruncate(self._fd, self._size)
+            raise
         self.last_seq = seq
         self._size += len(line)
         return seq

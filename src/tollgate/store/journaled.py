@@ -48,13 +48,15 @@ class JournaledWrites:
         if self._applying is not None or not self._pending:
             return
         entries, self._pending = self._pending, []
-        self._applying = self._apply(entries)
-        self._applying.add_done_callback(lambda future: self._done(entries, future))
+        # Resolved by `_done` after its bookkeeping, never before: a reader that finds it done
+        # finds the state after it too (awaiting a done future does not yield to the loop).
+        finished = self._applying = asyncio.get_running_loop().create_future()
+        self._apply(entries).add_done_callback(lambda future: self._done(entries, future, finished))
 
-    def _done(self, entries: list[Entry], future: asyncio.Future) -> None:
+    def _done(self, entries: list[Entry], future: asyncio.Future, finished: asyncio.Future) -> None:
         self._applying = None
-        error = None if future.cancelled() else future.exception()
-        if future.cancelled() or error is not None:
+        error = RuntimeError("the ledger write was cancelled") if future.cancelled() else future.exception()
+        if error is not None:
             log.error("writing journaled ledger batches into the database failed; retrying", exc_info=error)
             self._pending[:0] = entries  # everything pending came after them
             delay = RETRY_AFTER_SECONDS
@@ -63,6 +65,11 @@ class JournaledWrites:
             delay = APPLY_AFTER_SECONDS
         if self._pending and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        if error is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(error)
+            finished.exception()  # retrieved: a reader may or may not be waiting for it
 
     async def catch_up(self) -> None:
         """Return once every batch appended so far is in the database (raises if writing it fails)."""

@@ -55,7 +55,9 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
         if seq <= applied:
             continue
         if seq != applied + 1:
-            raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing")
+            raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing. The journal"
+                               " beside the database is damaged; move it aside to start without it (what it"
+                               f" holds from entry {applied + 1} on is then not in the ledger)")
         for into, part in zip(merged, rows):
             into.extend(part)
         applied = seq
