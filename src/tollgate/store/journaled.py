@@ -56,20 +56,22 @@ class JournaledWrites:
     def _done(self, entries: list[Entry], future: asyncio.Future, finished: asyncio.Future) -> None:
         self._applying = None
         error = RuntimeError("the ledger write was cancelled") if future.cancelled() else future.exception()
-        if error is not None:
-            log.error("writing journaled ledger batches into the database failed; retrying", exc_info=error)
-            self._pending[:0] = entries  # everything pending came after them
-            delay = RETRY_AFTER_SECONDS
-        else:
-            self.journal.applied_through(entries[-1][0])
-            delay = APPLY_AFTER_SECONDS
-        if self._pending and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
-        if error is None:
-            finished.set_result(None)
-        else:
-            finished.set_exception(error)
-            finished.exception()  # retrieved: a reader may or may not be waiting for it
+        try:
+            if error is not None:
+                log.error("writing journaled ledger batches into the database failed; retrying", exc_info=error)
+                self._pending[:0] = entries  # everything pending came after them
+                delay = RETRY_AFTER_SECONDS
+            else:
+                delay = APPLY_AFTER_SECONDS
+                self.journal.applied_through(entries[-1][0])  # (a failure here only leaves files to delete later)
+            if self._pending and self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        finally:
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+                finished.exception()  # retrieved: a reader may or may not be waiting for it
 
     async def catch_up(self) -> None:
         """Return once every batch appended so far is in the database (raises if writing it fails)."""
