@@ -10,7 +10,8 @@ import pytest
 from tollgate.config.schema import CATEGORIES
 from tollgate.routing.classifier import RequestClassifier
 from tollgate.routing.features import extract_parts, text_features
-from tollgate.routing.train import expand_templates, split_of, train
+from tollgate.routing.dataset import split_of
+from tollgate.routing.train import expand_templates, train
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import numpy as np
 
 from tollgate.config.schema import CATEGORIES
 from tollgate.routing.classifier import RequestClassifier
-from tollgate.routing.train import split_of
+from tollgate.routing.dataset import split_of
 
 
 @dataclass(frozen=True, slots=True)

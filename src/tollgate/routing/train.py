@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from tollgate.config.schema import CATEGORIES
+from tollgate.routing.classifier import RequestClassifier
+from tollgate.routing.dataset import HELD_OUT_PCT, VAL_PCT, load_labeled, split_rows
+from tollgate.routing.evaluate import evaluate, load_items
 from tollgate.routing.features import text_features
 
 DEFAULT_BITS = 20
 DEFAULT_L2 = 3e-6  # on the mean log-loss; chosen on the validation split (docs/routing.md)
 MAX_ITER = 250
-HELD_OUT_PCT = 10  # test split, for `router eval`; never used for a choice
-VAL_PCT = 10  # validation split, for choices and the temperature
 AUGMENT_PATH = Path(__file__).parent / "data" / "augment.json"
 # Chat-style wrappers applied to a share of training rows of every label alike, so that they carry
 # no label signal; the public data has none of them.
@@ -45,32 +46,6 @@ class Design:
     rows: np.ndarray
     cols: np.ndarray
     vals: np.ndarray
-
-
-def load_labeled(path: Path) -> list[dict[str, Any]]:
-    """Rows of a `train.jsonl`-style file: {"text", "label", ...}."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                if row.get("label") in CATEGORIES and isinstance(row.get("text"), str):
-                    rows.append(row)
-    return rows
-
-
-def split_of(text: str, seed: int) -> str:
-    """'test', 'val' or 'train', from a hash of the text and the seed."""
-    h = hashlib.blake2b(f"{seed}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    bucket = int.from_bytes(h, "big") % 100
-    return "test" if bucket < HELD_OUT_PCT else "val" if bucket < HELD_OUT_PCT + VAL_PCT else "train"
-
-
-def split_rows(rows: list[dict[str, Any]], seed: int) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
-    for row in rows:
-        out[split_of(row["text"], seed)].append(row)
-    return out
 
 
 def expand_templates(spec: dict[str, Any], rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -327,9 +302,6 @@ def train(
 
 def chat_set_metrics(model_dir: Path) -> dict[str, float]:
     """Accuracy of the written model on the chat-request sets shipped in data/ (whole requests)."""
-    from tollgate.routing.classifier import RequestClassifier
-    from tollgate.routing.evaluate import evaluate, load_items
-
     clf = RequestClassifier.load(model_dir)
     out = {}
     for name in ("dev_chat", "handwritten", "handwritten_long"):

@@ -1,4 +1,4 @@
-"""Persistence behind one interface: SQLite embedded, PostgreSQL for scale-out."""
+"""Persistence behind one interface: embedded SQLite today (a PostgreSQL store for scale-out is planned)."""
 
 from tollgate.store.base import Store
 from tollgate.store.open import open_store
