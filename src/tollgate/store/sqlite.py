@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import mmap
 import threading
 import sqlite3
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
 from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, subscription_of
+from tollgate.store.change_counter import ChangeCounter
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.journal import Entry, Journal, JournalBusy
 from tollgate.store.journaled import JournaledWrites
@@ -46,8 +46,7 @@ class SQLiteStore:
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # The change counter, mirrored into a small shared file that every process maps.
-        self._seq_path = self.path.with_name(self.path.name + "-seq")
-        self._seq_map: mmap.mmap | None = None
+        self._changes = ChangeCounter(self.path)
         self._checkpointer: Checkpointer | None = None
         self._journal = Journal(self.path)
         self._journaled: JournaledWrites | None = None  # set while this process owns the ledger
@@ -100,8 +99,8 @@ class SQLiteStore:
         self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(migrate))
         self._checkpointer = Checkpointer(self.path, self._conn_lock)
-        self._seq_map = await self._thread.run(self._map_seq)
-        await self._run(self._publish_seq)
+        await self._thread.run(self._changes.open)
+        await self._run(self._changes.publish)
         # A gateway that was killed left journaled batches: when no gateway runs, any process writes them in.
         if self._journal.try_lock():
             try:
@@ -153,36 +152,19 @@ class SQLiteStore:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._thread.run(conn.close)
-        if self._seq_map is not None:
-            self._seq_map.close()
-            self._seq_map = None
+        self._changes.close()
         self._thread.stop()
 
     def change_seq(self) -> int:
-        """Read from the shared file, not the database: a request pays a memory read, not a query.
-
-        Every change to accounts, plans, subscriptions or keys goes through `_change`, which
-        publishes the database's counter there after it commits, whichever process made it.
-        """
-        return int.from_bytes(self._seq_map[:8], "little")
-
-    def _map_seq(self) -> mmap.mmap:
-        with open(self._seq_path, "a+b") as handle:
-            if handle.seek(0, 2) < 8:
-                handle.write(b"\0" * 8)
-                handle.flush()
-            return mmap.mmap(handle.fileno(), 8)
-
-    def _publish_seq(self, conn: sqlite3.Connection) -> None:
-        seq = conn.execute("SELECT seq FROM change_seq").fetchone()[0]
-        self._seq_map[:8] = seq.to_bytes(8, "little")
+        """The account model's change counter, from shared memory (no query; see change_counter.py)."""
+        return self._changes.read()
 
     async def _change(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a change to the account model, then publish the new change counter."""
 
         def run(conn: sqlite3.Connection) -> T:
             result = fn(conn)
-            self._publish_seq(conn)
+            self._changes.publish(conn)
             return result
 
         return await self._run(run)
