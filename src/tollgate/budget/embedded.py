@@ -177,7 +177,7 @@ class EmbeddedLedger:
         self._wake()
         states = tuple(self._state(pool, start) for pool, start in grant.charges)
         # No other request holds a reservation: nobody would be served while we wait anyway.
-        await self.writer.commit(alone=not self._grants, reservations=False)
+        await self.writer.commit(alone=not self._grants)
         return Settled(charged, states)
 
     def _state(self, pool: Pool, start: int) -> PoolState:

@@ -61,13 +61,9 @@ class LedgerWriter:
     def _pending(self) -> bool:
         return bool(self._records or self._increments or self._added or self._removed)
 
-    def _take(self, reservations: bool = True) -> LedgerBatch:
-        """Everything added so far; without the reservations added, when `reservations` is False."""
-        added = list(self._added.values()) if reservations else []
-        batch = LedgerBatch(self._records, self._increments, added, self._removed)
-        self._records, self._increments, self._removed = [], [], []
-        if reservations:
-            self._added = {}
+    def _take(self) -> LedgerBatch:
+        batch = LedgerBatch(self._records, self._increments, list(self._added.values()), self._removed)
+        self._records, self._increments, self._added, self._removed = [], [], {}, []
         return batch
 
     def _restore(self, batch: LedgerBatch) -> None:
@@ -77,22 +73,18 @@ class LedgerWriter:
         self._added = {**{r.id: r for r in batch.reservations_added}, **self._added}
         self._removed[:0] = batch.reservations_removed
 
-    async def commit(self, alone: bool = False, reservations: bool = True) -> None:
+    async def commit(self, alone: bool = False) -> None:
         """Return once everything added so far is durable.
 
         `alone`: the caller is the only request in flight. Its batch is written on the spot
         (an append to the store's journal, or a small SQLite commit on a store without one):
         nobody could be served meanwhile, and a hand-off would only add wake-ups to this
         request's latency. Otherwise requests settling together share one write (group commit).
-
-        `reservations=False` (a settlement written on the spot) leaves other requests' new
-        reservations to the idle flush: most settle within it and then never need writing.
         """
-        if self._task is None and not (self._records or self._increments or self._removed
-                                       or (reservations and self._added)):
+        if self._task is None and not self._pending():
             return  # nothing added, nothing being written: all of it is on disk already
         if alone and self._task is None:
-            batch = self._take(reservations)
+            batch = self._take()
             try:
                 written = self.store.write_ledger_now(batch)
             except Exception:
