@@ -49,7 +49,7 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
     earlier entry than the one that removes it, so adds-then-removes keeps their order).
     """
     row = c.execute("SELECT value FROM meta WHERE key = 'ledger_seq'").fetchone()
-    applied = int(row[0]) if row else 0
+    applied = start = int(row[0]) if row else 0
     merged: tuple[list, list, list, list] = ([], [], [], [])
     for seq, rows in entries:
         if seq <= applied:
@@ -61,6 +61,8 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
         for into, part in zip(merged, rows):
             into.extend(part)
         applied = seq
+    if applied == start:
+        return applied  # nothing new: no write at all
     apply_rows(c, merged)
     c.execute("INSERT INTO meta (key, value) VALUES ('ledger_seq', ?)"
               " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(applied),))
