@@ -14,6 +14,7 @@ from tollgate.api.app import App
 from tollgate.config.schema import Config
 from tollgate.server.app import create_app
 from tollgate.server.services import Services
+from tollgate.store.journal import JournalBusy
 
 
 def _announce(config: Config) -> callable:
@@ -77,6 +78,9 @@ async def _serve_lean(app: App, config: Config) -> int:
 
     try:
         await app.startup()
+    except JournalBusy as exc:  # an operator's mistake, not a fault: the message says it all
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         logging.getLogger("tollgate.server").exception("start-up failed")
         print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
