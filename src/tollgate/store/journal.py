@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,6 @@ class Journal:
         self._size = 0
         self._sealed: list[tuple[Path, int]] = []  # (file, its last sequence number), oldest first
 
-    @property
-    def owned(self) -> bool:
-        return self._fd is not None
-
     # -- ownership --------------------------------------------------------------
 
     def try_lock(self) -> bool:
@@ -80,7 +75,7 @@ class Journal:
         sealed = sorted(self.path.parent.glob(self.path.name + ".*"), key=lambda p: int(p.suffix[1:] or 0))
         return sealed + ([self.path] if self.path.exists() else [])
 
-    def leftovers(self) -> Iterator[Entry]:
+    def leftovers(self) -> list[Entry]:
         """Every readable entry on disk, in sequence order. A torn last line (a kill mid-write) is skipped."""
         entries: list[Entry] = []
         for path in self.files():
@@ -92,7 +87,7 @@ class Journal:
                     continue
                 entries.append((seq, rows))
         entries.sort(key=lambda e: e[0])
-        return iter(entries)
+        return entries
 
     def discard_files(self) -> None:
         """Delete every journal file (their entries are all in the database)."""
@@ -105,9 +100,12 @@ class Journal:
         """Begin a fresh journal whose first entry is `after_seq + 1` (the lock must be held)."""
         assert self._lock_fd is not None, "take the journal lock first"
         self.discard_files()
+        self._open_current()
+        self.last_seq = after_seq
+
+    def _open_current(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = 0
-        self.last_seq = after_seq
 
     def append(self, rows: Any) -> int:
         """Write one batch; durable against a process crash when this returns. Its sequence number."""
@@ -142,8 +140,7 @@ class Journal:
             os.rename(self.path, sealed)
             os.close(self._fd)
             self._sealed.append((sealed, self.last_seq))
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._size = 0
+            self._open_current()
 
     def close(self, *, all_applied: bool) -> None:
         """Stop appending; delete the files when everything is in the database, else keep them for replay."""

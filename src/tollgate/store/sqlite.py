@@ -68,14 +68,18 @@ class SQLiteStore:
         return await self._thread.run(lambda: self._call(fn))
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._conn_lock:  # the event loop may write the ledger itself when it is idle
+            return self._on_conn(fn)
+
+    def _on_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the connection (its lock held), counting the rows it changes for the checkpointer."""
         conn = self._conn
         assert conn is not None, "store is not open"
-        with self._conn_lock:  # the event loop may write the ledger itself when it is idle
-            before = conn.total_changes
-            try:
-                return fn(conn)
-            finally:
-                self._wrote(conn.total_changes - before)
+        before = conn.total_changes
+        try:
+            return fn(conn)
+        finally:
+            self._wrote(conn.total_changes - before)
 
     def _wrote(self, rows: int) -> None:
         if rows and self._checkpointer is not None:
@@ -129,7 +133,7 @@ class SQLiteStore:
 
     def _replay_journal(self, conn: sqlite3.Connection) -> int:
         """Write in what the journal holds beyond the database; the last sequence number applied."""
-        applied = apply_entries(conn, list(self._journal.leftovers()))
+        applied = apply_entries(conn, self._journal.leftovers())
         self._journal.discard_files()
         return applied
 
@@ -329,24 +333,22 @@ class SQLiteStore:
     # -- ledger -------------------------------------------------------------
 
     async def write_ledger(self, batch: LedgerBatch) -> None:
-        if self._journaled is not None:
-            self._journaled.append(ledger_rows(batch))
-            return
         rows = ledger_rows(batch)
-        await self._run(self._tx(lambda c: apply_rows(c, rows)))
+        if self._journaled is not None:
+            self._journaled.append(rows)
+        else:
+            await self._run(self._tx(lambda c: apply_rows(c, rows)))
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
         """Journaled: one append. Otherwise a commit here, if the connection is free this instant."""
+        rows = ledger_rows(batch)
         if self._journaled is not None:
-            self._journaled.append(ledger_rows(batch))
+            self._journaled.append(rows)
             return True
         if self._conn is None or not self._conn_lock.acquire(blocking=False):
             return False
         try:
-            rows = ledger_rows(batch)
-            before = self._conn.total_changes
-            self._tx(lambda c: apply_rows(c, rows))(self._conn)
-            self._wrote(self._conn.total_changes - before)
+            self._on_conn(self._tx(lambda c: apply_rows(c, rows)))
         finally:
             self._conn_lock.release()
         return True
