@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test test-python test-openclaw install clean
 
-$(VENV)/.installed: pyproject.toml scripts/install.sh
+$(VENV)/.installed: pyproject.toml agent/pyproject.toml scripts/install.sh
 	PYTHON=$(PYTHON) bash scripts/install.sh
 	touch $@
 
@@ -19,7 +19,9 @@ serve: install
 ## Install everything and run the whole suite (the tests start their own server processes).
 test: test-python test-openclaw
 
+## The layers point down only (.importlinter; docs/architecture.md), then the suite.
 test-python: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 ## A real OpenClaw (Node 24 + a pinned OpenClaw, cached) against a running tollgate, and the park plugin.

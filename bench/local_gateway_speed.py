@@ -26,8 +26,8 @@ import httpx
 from llama_cpp import Llama
 
 from tollgate.config.defaults import local_upstreams
-from tollgate.upstream.local.files import bundled_gguf
-from tollgate.upstream.local.threads import default_threads
+from tollgate.proxy.upstream.local.files import bundled_gguf
+from tollgate.proxy.upstream.local.threads import default_threads
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a dragon who learns to fly."}]
 ROOT = Path(__file__).resolve().parents[1]

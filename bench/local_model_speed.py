@@ -23,9 +23,9 @@ import orjson
 from llama_cpp import Llama
 
 from tollgate.config import UpstreamConfig
-from tollgate.upstream.local.files import bundled_gguf
-from tollgate.upstream.local.llama import LlamaUpstream
-from tollgate.upstream.local.llama_prompt import PromptBuilder
+from tollgate.proxy.upstream.local.files import bundled_gguf
+from tollgate.proxy.upstream.local.llama import LlamaUpstream
+from tollgate.proxy.upstream.local.llama_prompt import PromptBuilder
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a dragon who learns to fly."}]
 BASELINE = "llama-cpp-python create_chat_completion"

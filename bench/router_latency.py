@@ -23,8 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from tollgate.routing.classifier import RequestClassifier  # noqa: E402
-from tollgate.routing.evaluate import load_items  # noqa: E402
+from tollgate.proxy.routing.classifier import RequestClassifier  # noqa: E402
+from tollgate.training.evaluate import load_items  # noqa: E402
 
 DATA_DIR = REPO / "src" / "tollgate" / "routing" / "data"
 SHARED = REPO.parent / "shared" / "data" / "routing" / "train.jsonl"

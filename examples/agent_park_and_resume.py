@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Park-and-resume: an agent that outlives its budget window instead of crashing or hanging.
 
-Copy this file, replace the tools and the model, and run:
+Needs only the agent toolkit: `pip install ./agent` (distribution tollgate-agent, which
+brings the `openai` SDK and nothing else). Copy this file, replace the tools and the model,
+and run:
 
     export TOLLGATE_BASE_URL=http://localhost:8080/v1 TOLLGATE_API_KEY=sk_...
     python examples/agent_park_and_resume.py run "Count to five with the tick tool, then report."
@@ -13,8 +15,9 @@ Copy this file, replace the tools and the model, and run:
 
     tollgate agent queue            # what is parked, failed, quarantined
 
-Both commands use the same queue directory ($TOLLGATE_AGENT_QUEUE, or
-~/.local/state/tollgate/agent-queue). Only the `openai` SDK is needed.
+With the toolkit alone (no gateway installed here) the commands are `tollgate-agent resume …`
+and `tollgate-agent queue`. Both use the same queue directory ($TOLLGATE_AGENT_QUEUE, or
+~/.local/state/tollgate/agent-queue).
 """
 
 from __future__ import annotations

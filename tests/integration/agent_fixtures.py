@@ -28,7 +28,6 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
-
 from tollgate.agent import Agent, Limits, ParkingQueue, Resumer, Session, UsageClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,4 +143,5 @@ def slow_factory(session: Session) -> Agent:
 def child_env(base_url: str, api_key: str, model: str) -> dict[str, str]:
     """Environment for the example script and the CLI in a subprocess."""
     return {**os.environ, "TOLLGATE_BASE_URL": base_url, "TOLLGATE_API_KEY": api_key, "TOLLGATE_MODEL": model,
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "PYTHONUNBUFFERED": "1"}
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "agent" / "src"), str(ROOT)]),
+            "PYTHONUNBUFFERED": "1"}

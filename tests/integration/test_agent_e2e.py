@@ -15,6 +15,18 @@ from pathlib import Path
 
 import openai
 import pytest
+from tollgate.agent import (
+    AsyncAgent,
+    BudgetExhausted,
+    Downgrade,
+    ErrorKind,
+    Limits,
+    ParkingQueue,
+    StopReason,
+    UsageClient,
+    guard,
+    run_subagent,
+)
 
 from tests.integration.agent_fixtures import (  # noqa: F401 (fixtures)
     CONTEXT,
@@ -30,18 +42,6 @@ from tests.integration.agent_fixtures import (  # noqa: F401 (fixtures)
     make_resumer,
     script,
     tick,
-)
-from tollgate.agent import (
-    AsyncAgent,
-    BudgetExhausted,
-    Downgrade,
-    ErrorKind,
-    Limits,
-    ParkingQueue,
-    StopReason,
-    UsageClient,
-    guard,
-    run_subagent,
 )
 
 EXAMPLE = ROOT / "examples" / "agent_park_and_resume.py"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import openai
+from tollgate.agent import Agent, ErrorKind, Limits, StopReason, UsageClient, UsageError
 
 from tests.fakes.budget_gateway import scripted_reply
 from tests.integration.agent_fixtures import (  # noqa: F401 (fixtures)
@@ -18,7 +19,6 @@ from tests.integration.agent_fixtures import (  # noqa: F401 (fixtures)
     script,
     tick,
 )
-from tollgate.agent import Agent, ErrorKind, Limits, StopReason, UsageClient, UsageError
 
 
 def _agent(base_url: str, key: str, **options) -> Agent:

@@ -76,7 +76,7 @@ def test_max_tokens_is_clamped_to_what_the_budget_can_pay(metered):
     assert r.status_code == 200, r.text
     answer = r.json()
     # The reservation covers the prompt's upper bound (content + the gateway's template allowance).
-    from tollgate.gateway.estimate import MESSAGE_OVERHEAD, REQUEST_OVERHEAD
+    from tollgate.proxy.estimate import MESSAGE_OVERHEAD, REQUEST_OVERHEAD
 
     bound = counter.tokens(prompt) + MESSAGE_OVERHEAD + REQUEST_OVERHEAD
     affordable = (100_000 - bound * IN) // OUT

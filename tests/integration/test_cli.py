@@ -66,6 +66,28 @@ def test_tables_for_people(gateway):
     assert account["id"] in out and "tables" in out
 
 
+def test_the_cli_shows_what_the_admin_api_shows(gateway):
+    """One view per object for operators: the CLI's JSON is /admin's, money as the same exact figures in strings."""
+    account = as_json(gateway, "accounts", "create", "same-views")
+    as_json(gateway, "subscriptions", "grant", account["id"], "tiny")
+    as_json(gateway, "credits", "grant", account["id"], "3.10")
+    as_json(gateway, "plans", "create", "views", "--budget", "0.05", "--window", "2h", "--models", "fake-chat")
+
+    def admin(path: str):
+        r = gateway.admin("GET", path)
+        assert r.status_code == 200
+        return json.loads(r.text, parse_float=str)["data"]  # 3.10 stays "3.10", as the CLI prints it
+
+    assert as_json(gateway, "plans", "list") == admin("/admin/plans")
+    assert as_json(gateway, "accounts", "list") == admin("/admin/accounts")
+    subscriptions = admin(f"/admin/accounts/{account['id']}/subscriptions")
+    assert as_json(gateway, "subscriptions", "list", account["id"]) == subscriptions
+    shown, over_http = as_json(gateway, "accounts", "show", account["id"]), admin(f"/admin/accounts/{account['id']}")
+    assert shown["subscriptions"] == over_http["subscriptions"]
+    assert {k: shown[k] for k in ("id", "name", "created_at", "credits_granted")} == \
+        {k: over_http[k] for k in ("id", "name", "created_at", "credits_granted")}
+
+
 def test_cli_errors_are_clear_and_nonzero(gateway):
     proc = cli(gateway, "subscriptions", "grant", "acct_missing", "standard", check=False)
     assert proc.returncode != 0 and "no account" in proc.stderr

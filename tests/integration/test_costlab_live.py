@@ -261,7 +261,7 @@ def test_live_overhead_of_real_agent_traffic(gw):
     r = gw.manage("GET", "/api/analytics/overhead?steps=1", mk)
     assert r.status_code == 200, r.text
     api = r.json()["data"]
-    assert api["servedModelsKnown"], "server/app.py must pass models=config.models to ManagementAPI"
+    assert api["servedModelsKnown"], "serve/app.py must pass overhead_report(config.models) to ManagementAPI"
     assert exact_numbers(api) == exact_numbers(report, to_camel=True)
     assert api["total"]["cost"] == spend / 10**9 and api["total"]["resentTokens"] == all_resent
 

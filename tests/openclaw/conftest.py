@@ -15,9 +15,16 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-
-from openclaw_harness import (PLUGIN_DIR, PLUGIN_ID, GatewayProcess, Install, OpenClaw, base_config, free_port,
-                              provider_entry)
+from openclaw_harness import (
+    PLUGIN_DIR,
+    PLUGIN_ID,
+    GatewayProcess,
+    Install,
+    OpenClaw,
+    base_config,
+    free_port,
+    provider_entry,
+)
 from openclaw_rig import PARK_BUDGET_TOKENS, PARK_WINDOW, RATE_LIMIT_RPM, GatewayRig
 from openclaw_target import Target, start_target
 

@@ -57,7 +57,7 @@ def usd(nanos: int) -> str:
 
 
 def request_cost(input_tokens: int, output_tokens: int) -> int:
-    """Both parts summed, rounded up once to a whole nano-dollar (as tollgate.money does)."""
+    """Both parts summed, rounded up once to a whole nano-dollar (as tollgate.domain.money does)."""
     numerator = input_tokens * INPUT_PER_MTOK + output_tokens * OUTPUT_PER_MTOK
     return -((-numerator) // 1_000_000)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from openclaw_rig import RATE_LIMIT_RPM, GatewayRig
 from openclaw_harness import OpenClaw, base_config, provider_entry
+from openclaw_rig import RATE_LIMIT_RPM, GatewayRig
 from openclaw_target import Record, Target, chat, error_code
 
 pytestmark = pytest.mark.slow
@@ -21,7 +20,7 @@ OPENCLAW_UA = "OpenAI/JS"  # OpenClaw's requests come from the OpenAI JS SDK
 
 def request_cost(input_tokens: int, output_tokens: int, in_per_mtok: int, out_per_mtok: int) -> int:
     try:
-        from tollgate.money import request_cost as product_cost
+        from tollgate.domain.money import request_cost as product_cost
     except ImportError:  # the stand-in applies the same rule: summed, rounded up once
         return -((-(input_tokens * in_per_mtok + output_tokens * out_per_mtok)) // 1_000_000)
     return product_cost(input_tokens, output_tokens, in_per_mtok, out_per_mtok)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from openclaw_rig import GatewayRig, Spender
 from openclaw_harness import message_text
+from openclaw_rig import GatewayRig, Spender
 from openclaw_target import Target, wait_until
 
 pytestmark = pytest.mark.slow

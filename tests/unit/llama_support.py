@@ -7,7 +7,7 @@ import asyncio
 import orjson
 
 from tollgate.config import UpstreamConfig
-from tollgate.upstream.local.llama import LlamaUpstream
+from tollgate.proxy.upstream.local.llama import LlamaUpstream
 
 STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
 

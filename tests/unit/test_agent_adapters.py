@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 import httpx2
 import openai
 import pytest
-
 from tollgate.agent import BudgetExhausted, guard
 from tollgate.agent.adapters import GuardedClient
 

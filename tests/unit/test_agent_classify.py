@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import httpx2
 import openai
 import pytest
-
 from tollgate.agent import BudgetExhausted, ErrorKind, classify_exception, classify_response, classify_text
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc).timestamp()

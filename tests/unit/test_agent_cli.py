@@ -8,8 +8,8 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from tollgate.agent import ParkingQueue, Session, load_factory
+
 from tollgate.cli import agent as agent_cli
 
 
@@ -99,15 +99,29 @@ def test_agent_without_a_subcommand_prints_help(capsys):
     assert "resume" in capsys.readouterr().err
 
 
+_IMPORT_EVERY_MODULE = """
+import importlib, json, pkgutil, sys
+import tollgate.agent
+for info in pkgutil.walk_packages(tollgate.agent.__path__, "tollgate.agent."):
+    if not info.name.endswith("__main__"):  # running it would start the CLI
+        importlib.import_module(info.name)
+print(json.dumps({"modules": sorted(sys.modules), "tollgate_file": getattr(sys.modules["tollgate"], "__file__", None)}))
+"""
+
+
 def test_the_toolkit_imports_nothing_but_the_standard_library_and_itself():
+    """The toolkit ships alone (distribution tollgate-agent, only `openai`): every one of its modules,
+    the CLI included, must load with the standard library and itself, never the gateway's code."""
     import subprocess
     import sys
 
-    code = ("import sys, tollgate.agent; "
-            "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    third_party = {m for m in out if m not in sys.stdlib_module_names and not m.startswith("_")} - {"tollgate"}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_EVERY_MODULE], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    report = json.loads(out)
+    loaded = report["modules"]
+    assert "tollgate.agent.cli" in loaded and "tollgate.agent.loop" in loaded  # the walk really imported them
+    top_level = {m.split(".")[0] for m in loaded}
+    third_party = {m for m in top_level if m not in sys.stdlib_module_names and not m.startswith("_")} - {"tollgate"}
     assert third_party == set()  # no server dependencies; not even `openai` until the caller passes a client
-    loaded = subprocess.run([sys.executable, "-c", "import sys, tollgate.agent; print(' '.join(m for m in sys.modules "
-                             "if m.startswith('tollgate')))"], capture_output=True, text=True, check=True).stdout.split()
-    assert {m for m in loaded if not m.startswith("tollgate.agent")} == {"tollgate", "tollgate.money"}
+    assert {m for m in loaded if m.startswith("tollgate") and not m.startswith("tollgate.agent")} == {"tollgate"}
+    assert report["tollgate_file"] is None  # `tollgate` is a namespace package shared by both distributions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +12,6 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-
 from tollgate.agent import (
     Agent,
     AsyncAgent,
@@ -331,3 +331,48 @@ def test_a_sync_agent_refuses_an_async_client():
 
     with pytest.raises(TypeError, match="AsyncAgent"):
         agent(AsyncServer())[0].run("hi")
+
+
+def test_both_agents_run_one_driver_and_reach_the_same_result(tmp_path):
+    """The sync and async agents share `Agent._drive`; the same script must give the same transcript."""
+    class AsyncServer(Server):
+        async def create(self, **kwargs: Any) -> Any:  # type: ignore[override]
+            await asyncio.sleep(0)  # really suspends: the async path must await it
+            return Server.create(self, **kwargs)
+
+    script = (call("add", {"a": 2, "b": 3}), api_error(503, None), text("5"))
+    slept: list[float] = []
+
+    async def nap(seconds: float) -> None:
+        slept.append(seconds)
+
+    sync = agent(Server(*script), tools=[add], rng=random.Random(7))[0].run("2+3?", session_id="same")
+    runner = AsyncAgent(AsyncServer(*script), "big", tools=[add], usage=None, sleep=nap, clock=lambda: NOW,
+                        rng=random.Random(7))
+    async_ = asyncio.run(runner.run("2+3?", session_id="same"))
+    assert sync.stop is async_.stop is StopReason.COMPLETED
+    assert sync.messages == async_.messages and sync.output == async_.output == "5"
+    assert len(slept) == 1  # the async sleep was awaited for the one transient error
+
+
+def test_a_sync_agent_runs_inside_a_running_event_loop():
+    """The sync driver needs no event loop of its own, so it works from async code (or a notebook)."""
+    async def caller() -> Any:
+        return agent(Server(text("fine")))[0].run("hi")
+
+    assert asyncio.run(caller()).output == "fine"
+
+
+def test_run_blocking_refuses_a_coroutine_that_suspends():
+    from tollgate.agent.runners import run_blocking
+
+    async def plain() -> int:
+        return 3
+
+    async def suspends() -> int:
+        await asyncio.sleep(0)
+        return 4
+
+    assert run_blocking(plain()) == 3
+    with pytest.raises(RuntimeError, match="AsyncAgent"):
+        run_blocking(suspends())

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tollgate.agent import CorruptEntry, ParkingQueue, QueueFull, Session
 from tollgate.agent.queue import file_name
 

@@ -10,7 +10,6 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-
 from tollgate.agent import (
     BudgetExhausted,
     BudgetStatus,

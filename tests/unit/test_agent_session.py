@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from tollgate.agent import CorruptEntry, Session
 from tollgate.agent.session import FORMAT
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import pytest
-
-from tests.unit.test_agent_loop import NOW, Server, budget_429, call, text
 from tollgate.agent import Agent, ParkingQueue, StopReason, SubAgentFailed, Tool, run_subagent, tool_from_function
 from tollgate.agent.tools import format_result, parse_arguments, unanswered_tool_calls
+
+from tests.unit.test_agent_loop import NOW, Server, budget_429, call, text
 
 
 def search(query: str, limit: int = 5, mode: Literal["fast", "deep"] = "fast", tags: list[str] | None = None,

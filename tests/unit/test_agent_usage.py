@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from tollgate.agent import UsageError, parse_usage
 from tollgate.agent.timefmt import format_instant, parse_instant, parse_retry_after
 from tollgate.agent.usage import budget_from_headers, usage_url, usd_nanos

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from tollgate.accounts.models import Plan
+from tollgate.accounts.auth import ConsumptionAuth
 from tollgate.accounts.service import AccountService
-from tollgate.api.auth import ConsumptionAuth
-from tollgate.api.errors import APIError
+from tollgate.domain.accounts import Plan
+from tollgate.domain.refusals import KeyRefused
 from tollgate.store.sqlite import SQLiteStore
 
 
@@ -26,13 +26,13 @@ def test_keys_stop_working_the_moment_the_period_ends(tmp_path):
         now[0] = sub.current_period_end - 1  # canceled, but the period runs to its end
         assert (await auth.authenticate(secret)).subscription.status == "canceled"
         now[0] = sub.current_period_end
-        with pytest.raises(APIError) as info:
+        with pytest.raises(KeyRefused) as info:
             await auth.authenticate(secret)
-        assert (info.value.status, info.value.code) == (403, "subscription_expired")
+        assert info.value.reason == KeyRefused.SUBSCRIPTION_EXPIRED
         for bad in (None, "", "sk_unknown", "mk_" + "x" * 40, "sk_" + "y" * 500):
-            with pytest.raises(APIError) as info:
+            with pytest.raises(KeyRefused) as info:
                 await auth.authenticate(bad)
-            assert (info.value.status, info.value.code) == (401, "invalid_api_key")
+            assert info.value.reason == KeyRefused.INVALID
         await store.close()
 
     asyncio.run(main())

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from tollgate.accounts.models import Plan
 from tollgate.catalog import load_reference_catalog
 from tollgate.config.schema import ModelConfig
 from tollgate.costlab.live import (
@@ -19,7 +18,8 @@ from tollgate.costlab.live import (
     split_conversation,
 )
 from tollgate.costlab.live_report import live_json, render_live_text
-from tollgate.metering.records import UsageRecord
+from tollgate.domain.accounts import Plan
+from tollgate.domain.usage import UsageRecord
 
 NANOS = 1_000_000_000
 # "chat" costs $1 / $2 per million: 1000 and 2000 nano-dollars a token, so costs below are exact by hand.

@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-from tollgate.metering.records import LedgerBatch, SpendIncrement, StoredReservation, UsageRecord
-from tollgate.store.journal import Journal, JournalBusy
-from tollgate.store.journaled import JournaledWrites
-from tollgate.store.ledger_sql import apply_entries, ledger_rows
+from tollgate.domain.usage import UsageRecord
+from tollgate.ledger.batch import LedgerBatch, SpendIncrement, StoredReservation
+from tollgate.ledger.journal import Journal, JournalBusy, JournaledWrites
+from tollgate.ledger.sql import apply_entries, ledger_rows
 from tollgate.store.sqlite import SQLiteStore
 
 WINDOW = 1_764_000_000
@@ -47,7 +47,7 @@ KILLED_OWNER = textwrap.dedent("""
     import asyncio, os, signal, sys
     sys.path[:0] = [{tests!r}]
     from test_ledger_journal import batch
-    from tollgate.metering.records import LedgerBatch, StoredReservation
+    from tollgate.ledger.batch import LedgerBatch, StoredReservation
     from tollgate.store.sqlite import SQLiteStore
 
     async def main():
@@ -138,7 +138,7 @@ def test_one_gateway_owns_the_journal_at_a_time(tmp_path, monkeypatch):
 
 def test_a_journal_under_constant_load_is_sealed_in_pieces_and_every_piece_replays(tmp_path, monkeypatch):
     """Never fully written in at one instant, the journal rotates; a piece goes once written in."""
-    monkeypatch.setattr("tollgate.store.journal.ROTATE_BYTES", 2_000)
+    monkeypatch.setattr("tollgate.ledger.journal.ROTATE_BYTES", 2_000)
     path = tmp_path / "rotate.db"
     asyncio.run(read(path))
     journal = Journal(path)
@@ -180,10 +180,10 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_partial_line(tmp_path, monke
             return real_write(fd, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("tollgate.store.journal.os.write", disk_fills_up)
+    monkeypatch.setattr("tollgate.ledger.journal.os.write", disk_fills_up)
     with pytest.raises(OSError):
         journal.append(ledger_rows(batch(2)))
-    monkeypatch.setattr("tollgate.store.journal.os.write", real_write)
+    monkeypatch.setattr("tollgate.ledger.journal.os.write", real_write)
     assert journal.append(ledger_rows(batch(2))) == 2  # the retry takes the same number
     journal.close(all_applied=False)
 
@@ -228,3 +228,32 @@ def test_a_reader_arriving_as_a_write_completes_waits_for_it_instead_of_spinning
     assert not runner.is_alive(), "catch_up spun on the event loop"
     assert outcome == [6]
     assert Journal(path).files() == []
+
+
+def test_a_lock_file_replaced_while_it_is_taken_is_not_trusted(tmp_path, monkeypatch):
+    """Between opening the lock file and locking it, another process may replace it: lock the new one."""
+    import fcntl
+
+    db = tmp_path / "t.db"
+    journal = Journal(db)
+    real_flock = fcntl.flock
+    replaced = []
+
+    def flock_then_replace(fd, op):
+        real_flock(fd, op)
+        if not replaced:  # the first lock is taken on a file whose name then moves on
+            replaced.append(os.fstat(fd).st_ino)
+            os.unlink(journal.lock_path)
+            journal.lock_path.write_bytes(b"")
+
+    monkeypatch.setattr(fcntl, "flock", flock_then_replace)
+    assert journal.try_lock()
+    held = os.fstat(journal._lock_fd)
+    assert held.st_ino != replaced[0]
+    assert os.path.samestat(held, os.stat(journal.lock_path))
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    other = Journal(db)
+    assert not other.try_lock()  # the lock is on the file its name points to: a second owner is refused
+    journal.unlock()
+    assert other.try_lock()
+    other.unlock()

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tollgate.budget.embedded import EmbeddedLedger
-from tollgate.budget.errors import BudgetExhausted
-from tollgate.budget.pools import Pool
-from tollgate.budget.windows import window_start
-from tollgate.metering.records import UsageRecord
-from tollgate.metering.writer import LedgerWriter
+from tollgate.domain.pools import Pool
+from tollgate.domain.refusals import BudgetExhausted
+from tollgate.domain.usage import UsageRecord
+from tollgate.domain.windows import window_start
+from tollgate.ledger.embedded import EmbeddedLedger
+from tollgate.ledger.writer import LedgerWriter
 from tollgate.store.sqlite import SQLiteStore
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from tests.unit.llama_support import STORY, chat, post, started_upstream
 from tollgate.config import UpstreamConfig
-from tollgate.upstream.local.files import bundled_gguf
-from tollgate.upstream.local.llama import LlamaUpstream
-from tollgate.upstream.local.llama_prompt import LlamaTokenCounter
+from tollgate.proxy.upstream.local.files import bundled_gguf
+from tollgate.proxy.upstream.local.llama import LlamaUpstream
+from tollgate.proxy.upstream.local.llama_prompt import LlamaTokenCounter
 
 pytestmark = pytest.mark.local_model
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.unit.llama_support import STORY, chat, post, started_upstream
 from tollgate.config import UpstreamConfig
-from tollgate.upstream.base import UpstreamError
-from tollgate.upstream.local.llama import LlamaUpstream
+from tollgate.proxy.upstream.base import UpstreamError
+from tollgate.proxy.upstream.local.llama import LlamaUpstream
 
 pytestmark = pytest.mark.local_model
 

@@ -13,8 +13,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from tollgate.config import UpstreamConfig
-from tollgate.upstream.local.files import bundled_minilm
-from tollgate.upstream.local.minilm import MiniLMUpstream
+from tollgate.proxy.upstream.local.files import bundled_minilm
+from tollgate.proxy.upstream.local.minilm import MiniLMUpstream
 
 pytestmark = pytest.mark.local_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate.upstream.local.stops import StopMatcher
+from tollgate.proxy.upstream.local.stops import StopMatcher
 
 
 def run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tollgate.upstream.local.worker import END, Channel, Failed, Worker
+from tollgate.proxy.upstream.local.worker import END, Channel, Failed, Worker
 
 
 def test_call_runs_on_the_worker_thread_and_returns():

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tollgate.money import (
+from tollgate.domain.money import (
     MoneyError,
     affordable_tokens,
     format_usd,

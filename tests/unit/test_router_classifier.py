@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from tollgate.config.schema import CATEGORIES
-from tollgate.routing.classifier import RequestClassifier
-from tollgate.routing.features import extract_parts, text_features
-from tollgate.routing.dataset import split_of
-from tollgate.routing.train import expand_templates, train
+from tollgate.proxy.routing.classifier import RequestClassifier
+from tollgate.proxy.routing.features import extract_parts, text_features
+from tollgate.training.dataset import split_of
+from tollgate.training.train import expand_templates, train
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import asyncio
 import sqlite3
 import time
 
-from tollgate.metering.records import LedgerBatch, SpendIncrement, UsageRecord
+from tollgate.domain.usage import UsageRecord
+from tollgate.ledger.batch import LedgerBatch, SpendIncrement
 from tollgate.store.migrate import migrations, split_sql
 from tollgate.store.sqlite import SQLiteStore
 

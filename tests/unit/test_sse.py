@@ -6,7 +6,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tollgate.gateway.sse import EventStream, split_events
+from tollgate.proxy.sse import EventStream, split_events
 
 
 def chunk(text=None, usage=None, choices=True, spaced=False):

@@ -3,8 +3,9 @@ from datetime import datetime, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tollgate.budget.windows import DAY, iso, window_end, window_start
-from tollgate.config.durations import format_duration, parse_duration
+from tollgate.domain.durations import format_duration, parse_duration
+from tollgate.domain.timestamps import iso
+from tollgate.domain.windows import DAY, window_end, window_start
 
 
 def ts(text: str) -> int:

@@ -1,1 +1,1 @@
-"""Accounts, plans, subscriptions, keys and credits: the objects budgets are attached to."""
+"""The management plane's core: operator and account-owner actions on accounts, plans, subscriptions, keys, credits."""

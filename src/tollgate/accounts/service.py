@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from tollgate.accounts.errors import Conflict, Invalid, NotFound
-from tollgate.accounts.models import Account, ApiKey, ManagementKey, Plan, Subscription
-from tollgate.accounts.secrets import (
+from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subscription
+from tollgate.domain.refusals import Conflict, Invalid, NotFound
+from tollgate.domain.secrets import (
     CONSUMPTION_PREFIX,
     MANAGEMENT_PREFIX,
     display_prefix,

@@ -16,7 +16,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from tollgate.money import MoneyError, usd_from_json
+from tollgate.domain.money import MoneyError, usd_from_json
 
 CAPABILITIES = ("chat", "reasoning", "code", "agent", "vision", "embeddings", "long-context")
 BENCHMARKS = {

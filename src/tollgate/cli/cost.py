@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from tollgate.cli.options import add_config, add_json, positive, usage_when_bare, whole_number
+
 AGENT_EPILOG = """\
 The model: every call re-sends the system prompt and the history kept so far, reads the
 step's fresh tool output and writes the step's output; history is kept whole, windowed,
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cost = sub.add_parser("cost", help="cost lab: agent task costs and cost per quality point",
                           description="Cost lab: simulate what agent tasks cost and compare cost per quality point.")
     inner = cost.add_subparsers(dest="cost_command", metavar="SUBCOMMAND")
-    cost.set_defaults(func=lambda args: _usage(cost))
+    usage_when_bare(cost)
 
     agent = inner.add_parser(
         "agent",
@@ -49,21 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=AGENT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    agent.add_argument("--steps", type=_positive, default=38, help="model calls, one per tool call (default 38)")
-    agent.add_argument("--system-prompt", type=_count, default=4100, help="system prompt tokens, re-sent every call")
-    agent.add_argument("--tool-output", type=_count, default=70000, help="tool output tokens over the whole task")
-    agent.add_argument("--agent-output", type=_count, default=19000, help="agent output tokens over the whole task")
-    agent.add_argument("--task-tokens", type=_count, default=0, help="the task message, read at step 1 and kept")
+    agent.add_argument("--steps", type=positive, default=38, help="model calls, one per tool call (default 38)")
+    agent.add_argument("--system-prompt", type=whole_number, default=4100, help="system prompt tokens, re-sent every call")
+    agent.add_argument("--tool-output", type=whole_number, default=70000, help="tool output tokens over the whole task")
+    agent.add_argument("--agent-output", type=whole_number, default=19000, help="agent output tokens over the whole task")
+    agent.add_argument("--task-tokens", type=whole_number, default=0, help="the task message, read at step 1 and kept")
     agent.add_argument("--history", default="cap:7800",
                        help="history policy: full | window:STEPS | cap:TOKENS | summarise:AT:SUMMARY (default cap:7800)")
     agent.add_argument("--compare", action="append", metavar="POLICY",
                        help="also compare this history policy (repeatable; default: a standard set)")
     agent.add_argument("--price", action="append", metavar="[LABEL=]IN/OUT",
                        help="extra price point, USD per million tokens, e.g. mine=0.5/2 (repeatable)")
-    agent.add_argument("--tasks-per-day", type=_positive, action="append", metavar="N",
+    agent.add_argument("--tasks-per-day", type=positive, action="append", metavar="N",
                        help="monthly cost at N tasks a day (repeatable; default 5 and 20)")
     agent.add_argument("--steps-table", action="store_true", help="print the step-by-step token flow")
-    agent.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json(agent)
     agent.set_defaults(func=run_agent)
 
     quality = inner.add_parser(
@@ -79,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--output-share", default="0.25",
                          help="output share of tokens for --basis blended (default 0.25; an agent's is ~0.04)")
     quality.add_argument("--svg", metavar="PATH", help="also write the scatter plot as SVG to PATH")
-    quality.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json(quality)
     quality.set_defaults(func=run_quality)
 
     live = inner.add_parser(
@@ -93,37 +95,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--account", required=True, metavar="ID", help="the account whose usage to analyse")
     live.add_argument("--key", metavar="ID", help="only this API key of the account")
-    live.add_argument("--days", type=_positive, default=31, metavar="N", help="the last N days (default 31)")
+    live.add_argument("--days", type=positive, default=31, metavar="N", help="the last N days (default 31)")
     live.add_argument("--steps", action="store_true", help="with --json: every request of every conversation")
-    live.add_argument("--config", "-c", help="TOML config file (default: $TOLLGATE_CONFIG, else built-in defaults)")
-    live.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_config(live)
+    add_json(live)
     live.set_defaults(func=run_live)
 
     from tollgate.cli.cost_routing import add_parser as add_routing
 
     add_routing(inner)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} cannot be negative")
-    return value
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -187,14 +167,13 @@ def run_quality(args: argparse.Namespace) -> int:
 def run_live(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tollgate.config import ConfigError, load_config
+    from tollgate.cli.configured import read_config
 
-    try:
-        config = load_config(args.config)
-        report = asyncio.run(_live_report(config, args.account, args.key, args.days))
-    except ConfigError as exc:
-        print(f"tollgate cost live: bad config: {exc}", file=sys.stderr)
+    config = read_config(args.config, "tollgate cost live")
+    if config is None:
         return 1
+    try:
+        report = asyncio.run(_live_report(config, args.account, args.key, args.days))
     except _NotFound as exc:
         print(f"tollgate cost live: {exc}", file=sys.stderr)
         return 1
@@ -215,11 +194,10 @@ async def _live_report(config, account_id: str, key_id: str | None, days: int):
     import time
 
     from tollgate.catalog import load_reference_catalog
+    from tollgate.cli.configured import configured_store
     from tollgate.costlab.live import catalog_prices, live_overhead, served_prices
-    from tollgate.server.setup import open_configured_store
 
-    store = await open_configured_store(config)
-    try:
+    async with configured_store(config) as store:
         if await store.get_account(account_id) is None:
             raise _NotFound(f"no account {account_id!r}")
         keys = await store.list_api_keys(account_id)
@@ -229,8 +207,6 @@ async def _live_report(config, account_id: str, key_id: str | None, days: int):
         since = until - days * 86400
         records = await store.usage_records(account_id, key_id=key_id, since=since)
         plans = await store.list_plans()
-    finally:
-        await store.close()
     catalog, unpriced = catalog_prices(load_reference_catalog())
     return live_overhead(records, served_prices(config.models) + catalog, plans, account_id, since, until,
                          {k.id: k.name for k in keys}, unpriced)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tollgate.cli.options import add_json
 from tollgate.cli.output import table
 
 EPILOG = """\
@@ -30,7 +31,7 @@ def add_parser(inner: argparse._SubParsersAction) -> None:
     p.add_argument("--classify", action="store_true", help="route by the shipped classifier instead of the labels")
     p.add_argument("--route", action="append", metavar="CATEGORY=MODEL", help="override a route (catalog id)")
     p.add_argument("--baseline", default=None, metavar="MODEL", help="the single general model (default deepseek-v3.2)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         reference_workload,
         replay,
     )
-    from tollgate.money import format_usd
+    from tollgate.domain.money import format_usd
 
     routes = dict(DEFAULT_ROUTES)
     for item in args.route or ():
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"tollgate: {exc}") from None
     classify = None
     if args.classify:
-        from tollgate.routing.classifier import RequestClassifier
+        from tollgate.proxy.routing.classifier import RequestClassifier
 
         classifier = RequestClassifier.load()
         classify = lambda request: classifier.classify(request)[0]  # noqa: E731

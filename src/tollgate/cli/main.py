@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from tollgate import __version__
+from tollgate.version import __version__
 
 # Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
 COMMAND_MODULES = (

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from tollgate.cli.options import add_json, positive, usage_when_bare
+
 PICK_EPILOG = """\
 The questions, in the guide's order (the first yes decides):
   images -> vision model; step-by-step reasoning -> reasoning model; tools -> agent model;
@@ -21,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="reference model catalog and model picking",
                             description="The reference model catalog and the model-selection decision tree.")
     inner = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
-    models.set_defaults(func=lambda args: _usage(models))
+    usage_when_bare(models)
 
     catalog = inner.add_parser("catalog", help="list the reference catalog (prices, sizes, speeds, scores)",
                                description="List the packaged reference catalog with each entry's figures.")
     catalog.add_argument("--capability", help="only models with this capability (e.g. vision, agent, embeddings)")
-    catalog.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json(catalog)
     catalog.set_defaults(func=run_catalog)
 
     pick = inner.add_parser("pick", help="pick a model for a task, with the reasoning path",
@@ -37,33 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     pick.add_argument("--tools", action="store_true", help="tool calling / agent loops")
     pick.add_argument("--code", action="store_true", help="code generation or editing")
     pick.add_argument("--embeddings", action="store_true", help="vectors for search / RAG")
-    pick.add_argument("--latency-ms", type=_positive, metavar="MS", help="largest acceptable time to first token")
-    pick.add_argument("--context", type=_positive, metavar="TOKENS", help="prompt size the model must hold")
+    pick.add_argument("--latency-ms", type=positive, metavar="MS", help="largest acceptable time to first token")
+    pick.add_argument("--context", type=positive, metavar="TOKENS", help="prompt size the model must hold")
     pick.add_argument("--max-quality", action="store_true", help="maximum quality, latency flexible")
     pick.add_argument("--allow-proprietary", action="store_true",
                       help="let proprietary comparison models answer when the guide's pick does not fit")
-    pick.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json(pick)
     pick.set_defaults(func=run_pick)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
-    return value
 
 
 def run_catalog(args: argparse.Namespace) -> int:
     from tollgate.catalog import CAPABILITIES, CatalogError, load_reference_catalog
-    from tollgate.catalog.view import catalog_json, render_catalog
+    from tollgate.cli.catalog_view import catalog_json, render_catalog
 
     if args.capability and args.capability not in CAPABILITIES:
         print(f"tollgate models catalog: unknown capability {args.capability!r}; "

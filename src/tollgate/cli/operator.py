@@ -10,35 +10,37 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tollgate.accounts.errors import AccountError
-from tollgate.accounts.models import Account, ApiKey, Plan, Subscription
 from tollgate.accounts.service import AccountService
-from tollgate.budget.windows import iso
+from tollgate.cli.configured import configured_store, read_config
+from tollgate.cli.options import add_config, add_json
 from tollgate.cli.output import emit
-from tollgate.config import ConfigError, load_config
-from tollgate.config.durations import format_duration, parse_duration
-from tollgate.money import MoneyError, format_usd, usd_to_nanos
-from tollgate.server.setup import admin_token, open_configured_store
+from tollgate.config import load_config
+from tollgate.domain.accounts import Account, ApiKey, Plan, Subscription
+from tollgate.domain.durations import parse_duration
+from tollgate.domain.money import MoneyError, usd_to_nanos
+from tollgate.domain.refusals import AccountError
+from tollgate.http.views import admin_account, admin_key, admin_management_key, admin_plan, admin_subscription, usd_text
+from tollgate.serve.setup import admin_token
 
 Action = Callable[[AccountService, argparse.Namespace], Awaitable[int]]
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], int]:
+    """The command for `action`: the configured database open around it, a refusal printed as one line (exit 1)."""
     def run(args: argparse.Namespace) -> int:
+        config = read_config(args.config)
+        if config is None:
+            return 1
+
         async def main() -> int:
-            store = await open_configured_store(load_config(args.config))
-            try:
+            async with configured_store(config) as store:
                 return await action(AccountService(store), args)
-            finally:
-                await store.close()
 
         try:
             return asyncio.run(main())
-        except ConfigError as exc:
-            print(f"tollgate: bad config: {exc}", file=sys.stderr)
         except (AccountError, MoneyError, ValueError) as exc:
             print(f"tollgate: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -60,33 +62,34 @@ def _duration(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--config", "-c", help="TOML config file (default: $TOLLGATE_CONFIG, else built-in defaults)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    return p
-
-
-# -- views -------------------------------------------------------------------------
+# -- views: the /admin API's (tollgate.http.views), with money as exact strings ----------
 
 def account_row(a: Account) -> dict:
-    return {"id": a.id, "name": a.name, "created_at": iso(a.created_at), "credits_granted": format_usd(a.credits_granted)}
+    return admin_account(a, usd=usd_text)
 
 
 def plan_row(p: Plan) -> dict:
-    return {"slug": p.slug, "name": p.name, "price_monthly": format_usd(p.price_monthly), "period_days": p.period_days,
-            "window": format_duration(p.window), "budget_per_window": format_usd(p.budget_per_window),
-            "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models else None, "source": p.source}
+    return admin_plan(p, usd=usd_text)
 
 
 def subscription_row(s: Subscription) -> dict:
-    return {"id": s.id, "account_id": s.account_id, "plan": s.plan_slug, "status": s.effective_status(time.time()),
-            "current_period_end": iso(s.current_period_end), "cancel_at_period_end": s.cancel_at_period_end}
+    return admin_subscription(s, time.time())
 
 
 def key_row(k: ApiKey) -> dict:
-    return {"id": k.id, "name": k.name, "type": k.type, "subscription_id": k.subscription_id, "prefix": k.prefix,
-            "budget": f"{format_usd(k.budget_limit)}/{format_duration(k.budget_window)}" if k.budget_limit else None,
-            "active": k.revoked_at is None, "created_at": iso(k.created_at)}
+    return admin_key(k, usd=usd_text)
+
+
+def _emit_keys(data: dict | list[dict], as_json: bool, columns: Sequence[tuple[str, str]] | None = None,
+               title: str | None = None) -> None:
+    """Key views as JSON, or for people with the key's own budget in one cell (`0.50/1h`)."""
+    def cells(view: dict) -> dict:
+        budget = view["budget"]
+        return {**view, "budget": f"{budget['limit']}/{budget['window']}" if budget else None}
+
+    if not as_json:
+        data = [cells(v) for v in data] if isinstance(data, list) else cells(data)
+    emit(data, as_json, columns, title)
 
 
 ACCOUNT_COLS = [("id", "ID"), ("name", "NAME"), ("created_at", "CREATED"), ("credits_granted", "CREDITS GRANTED")]
@@ -124,13 +127,13 @@ async def accounts_show(svc: AccountService, args: argparse.Namespace) -> int:
     print()
     emit(subs, False, SUB_COLS, title="Subscriptions")
     print()
-    emit(keys, False, KEY_COLS, title="Keys")
+    _emit_keys(keys, False, KEY_COLS, title="Keys")
     return 0
 
 
 async def management_key_create(svc: AccountService, args: argparse.Namespace) -> int:
     key, secret = await svc.create_management_key(args.account, args.name)
-    emit({"id": key.id, "account_id": key.account_id, "name": key.name, "management_key": secret}, args.json)
+    emit({**admin_management_key(key), "management_key": secret}, args.json)
     return 0
 
 
@@ -179,7 +182,7 @@ async def credits_grant(svc: AccountService, args: argparse.Namespace) -> int:
 
 async def keys_list(svc: AccountService, args: argparse.Namespace) -> int:
     await svc.account(args.account)
-    emit([key_row(k) for k in await svc.keys(args.account)], args.json, KEY_COLS)
+    _emit_keys([key_row(k) for k in await svc.keys(args.account)], args.json, KEY_COLS)
     return 0
 
 
@@ -190,12 +193,12 @@ async def keys_create(svc: AccountService, args: argparse.Namespace) -> int:
         key, secret = await svc.create_subscription_key(args.account, args.name, args.subscription, args.budget, args.window)
     else:
         key, secret = await svc.create_credit_key(args.account, args.name, budget_limit=args.budget, budget_window=args.window)
-    emit({**key_row(key), "api_key": secret}, args.json, title=None if args.json else "Key created. It is shown once:")
+    _emit_keys({**key_row(key), "api_key": secret}, args.json, title=None if args.json else "Key created. It is shown once:")
     return 0
 
 
 async def keys_revoke(svc: AccountService, args: argparse.Namespace) -> int:
-    emit(key_row(await svc.revoke_key(args.account, args.key)), args.json, KEY_COLS)
+    _emit_keys(key_row(await svc.revoke_key(args.account, args.key)), args.json, KEY_COLS)
     return 0
 
 
@@ -234,28 +237,39 @@ async def admin_token_create(svc: AccountService, args: argparse.Namespace) -> i
 
 # -- registration ------------------------------------------------------------------
 
+_ID_HELP = {"account": "account id", "subscription": "subscription id", "key": "key id"}
+
+
+def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    return sub.add_parser(name, help=help).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _command(group: argparse._SubParsersAction, name: str, help: str, action: Action, *ids: str,
+             json: bool = True) -> argparse.ArgumentParser:
+    """One operator command: `--config`, `--json`, the ids it acts on (in order), and the action it runs."""
+    p = group.add_parser(name, help=help)
+    add_config(p)
+    if json:
+        add_json(p)
+    for id_name in ids:
+        p.add_argument(id_name, help=_ID_HELP[id_name])
+    p.set_defaults(func=_run(action))
+    return p
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    acc = sub.add_parser("accounts", help="create, list and show accounts")
-    acc_sub = acc.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _common(acc_sub.add_parser("list", help="list accounts")).set_defaults(func=_run(accounts_list))
-    p = _common(acc_sub.add_parser("create", help="create an account and its first management key"))
-    p.add_argument("name")
-    p.set_defaults(func=_run(accounts_create))
-    p = _common(acc_sub.add_parser("show", help="an account with its subscriptions and keys"))
-    p.add_argument("account", help="account id")
-    p.set_defaults(func=_run(accounts_show))
+    acc = _group(sub, "accounts", "create, list and show accounts")
+    _command(acc, "list", "list accounts", accounts_list)
+    _command(acc, "create", "create an account and its first management key", accounts_create).add_argument("name")
+    _command(acc, "show", "an account with its subscriptions and keys", accounts_show, "account")
 
-    mk = sub.add_parser("management-keys", help="issue management keys (mk_) for an account")
-    mk_sub = mk.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = _common(mk_sub.add_parser("create", help="issue another management key; shown once"))
-    p.add_argument("account", help="account id")
+    mk = _group(sub, "management-keys", "issue management keys (mk_) for an account")
+    p = _command(mk, "create", "issue another management key; shown once", management_key_create, "account")
     p.add_argument("--name", default="cli", help="a label for the key")
-    p.set_defaults(func=_run(management_key_create))
 
-    plans = sub.add_parser("plans", help="list plans or create one")
-    plans_sub = plans.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _common(plans_sub.add_parser("list", help="list plans")).set_defaults(func=_run(plans_list))
-    p = _common(plans_sub.add_parser("create", help="create a plan (plans in the config file are edited there)"))
+    plans = _group(sub, "plans", "list plans or create one")
+    _command(plans, "list", "list plans", plans_list)
+    p = _command(plans, "create", "create a plan (plans in the config file are edited there)", plans_create)
     p.add_argument("slug")
     p.add_argument("--budget", type=_usd, required=True, help="budget per window in USD, e.g. 0.14")
     p.add_argument("--window", type=_duration, default=5 * 3600, help="window length, e.g. 5h, 30m (default 5h)")
@@ -265,58 +279,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rpm", type=int, default=60, help="requests per minute per key (default 60)")
     p.add_argument("--tpm", type=int, default=100_000, help="tokens per minute per key (default 100000)")
     p.add_argument("--models", help="comma-separated allowed models (default: all)")
-    p.set_defaults(func=_run(plans_create))
 
-    subs = sub.add_parser("subscriptions", help="grant, list, cancel or expire subscriptions")
-    subs_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = _common(subs_sub.add_parser("grant", help="grant an account a subscription of a plan"))
-    p.add_argument("account", help="account id")
+    subs = _group(sub, "subscriptions", "grant, list, cancel or expire subscriptions")
+    p = _command(subs, "grant", "grant an account a subscription of a plan", subs_grant, "account")
     p.add_argument("plan", help="plan slug, e.g. standard")
     p.add_argument("--period-days", type=int, help="length of the period (default: the plan's)")
-    p.set_defaults(func=_run(subs_grant))
-    p = _common(subs_sub.add_parser("list", help="an account's subscriptions"))
-    p.add_argument("account", help="account id")
-    p.set_defaults(func=_run(subs_list))
-    p = _common(subs_sub.add_parser("cancel", help="cancel at period end (keys work until then)"))
-    p.add_argument("subscription", help="subscription id")
-    p.set_defaults(func=_run(subs_cancel))
-    p = _common(subs_sub.add_parser("expire", help="expire now: every key on it is refused from the next request"))
-    p.add_argument("subscription", help="subscription id")
-    p.set_defaults(func=_run(subs_expire))
+    _command(subs, "list", "an account's subscriptions", subs_list, "account")
+    _command(subs, "cancel", "cancel at period end (keys work until then)", subs_cancel, "subscription")
+    _command(subs, "expire", "expire now: every key on it is refused from the next request", subs_expire,
+             "subscription")
 
-    credits = sub.add_parser("credits", help="grant prepaid credits")
-    credits_sub = credits.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = _common(credits_sub.add_parser("grant", help="add USD to an account's credit balance"))
-    p.add_argument("account", help="account id")
+    credits = _group(sub, "credits", "grant prepaid credits")
+    p = _command(credits, "grant", "add USD to an account's credit balance", credits_grant, "account")
     p.add_argument("amount", type=_usd, help="USD, e.g. 25 or 12.50")
     p.add_argument("--note", help="why (kept with the grant)")
-    p.set_defaults(func=_run(credits_grant))
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys (sk_)")
-    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = _common(keys_sub.add_parser("create", help="create an API key; shown once"))
-    p.add_argument("account", help="account id")
+    keys = _group(sub, "keys", "create, list and revoke API keys (sk_)")
+    p = _command(keys, "create", "create an API key; shown once", keys_create, "account")
     p.add_argument("--name", required=True, help="a label for the key")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--subscription", help="draw on this subscription's pool")
     kind.add_argument("--credit", action="store_true", help="draw on the account's credits")
     p.add_argument("--budget", type=_usd, help="the key's own budget per window, USD")
     p.add_argument("--window", type=_duration, help="the key's own window, e.g. 1h")
-    p.set_defaults(func=_run(keys_create))
-    p = _common(keys_sub.add_parser("list", help="an account's keys"))
-    p.add_argument("account", help="account id")
-    p.set_defaults(func=_run(keys_list))
-    p = _common(keys_sub.add_parser("revoke", help="revoke a key at once"))
-    p.add_argument("account", help="account id")
-    p.add_argument("key", help="key id")
-    p.set_defaults(func=_run(keys_revoke))
+    _command(keys, "list", "an account's keys", keys_list, "account")
+    _command(keys, "revoke", "revoke a key at once", keys_revoke, "account", "key")
 
-    p = _common(sub.add_parser("quickstart", help="create a demo account with a subscription and a key, and print them"))
+    p = _command(sub, "quickstart", "create a demo account with a subscription and a key, and print them", quickstart)
     p.add_argument("--name", default="demo", help="account name (default demo)")
     p.add_argument("--plan", default="standard", help="plan slug (default standard)")
-    p.set_defaults(func=_run(quickstart))
 
-    p = sub.add_parser("admin-token", help="create (or --rotate) the operator token for the /admin API")
-    p.add_argument("--config", "-c", help="TOML config file")
+    p = _command(sub, "admin-token", "create (or --rotate) the operator token for the /admin API", admin_token_create,
+                 json=False)
     p.add_argument("--rotate", action="store_true", help="replace the current token")
-    p.set_defaults(func=_run(admin_token_create))

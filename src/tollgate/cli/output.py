@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from tollgate.costlab.table import render_table
+
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -19,18 +21,18 @@ def _cell(value: Any) -> str:
 
 
 def table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
-    """Rows as an aligned text table; `columns` are (key, heading) pairs."""
+    """Rows (JSON views) as an aligned text table; `columns` are (key, heading) pairs.
+
+    The layout is the cost lab's `render_table`, flush left, so every table the CLI prints looks alike.
+    """
     if not rows:
         return "(none)"
     cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, (_, h) in enumerate(columns)]
-    lines = ["  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
+    return render_table([heading for _, heading in columns], cells, indent="")
 
 
 def emit(data: Any, as_json: bool, columns: Sequence[tuple[str, str]] | None = None, title: str | None = None) -> None:
+    """`data` as JSON for scripts, else as a table (with `columns`), `key  value` lines (a dict) or text."""
     if as_json:
         json.dump(data, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -1,24 +1,43 @@
-"""`tollgate router ...`: train and evaluate the default request classifier for model `auto`."""
+"""`tollgate router ...`: train and evaluate the default request classifier for model `auto`.
+
+The labelled training data is not shipped with the package, so `router train` is told where
+it is: `--data PATH`, else `$TOLLGATE_ROUTER_DATA`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-# src/tollgate/cli/router.py -> the repository root is three levels above `tollgate/`.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DATA = _REPO_ROOT.parent / "shared" / "data" / "routing" / "train.jsonl"
+from tollgate.cli.options import add_json, usage_when_bare
+
+DATA_ENV = "TOLLGATE_ROUTER_DATA"
+
+
+def _training_data(given: str | None) -> Path | None:
+    """`--data`, else $TOLLGATE_ROUTER_DATA; None (with the reason printed) when neither names a file."""
+    text = given or os.environ.get(DATA_ENV)
+    if not text:
+        print(f"tollgate router train: no training data given; pass --data PATH or set ${DATA_ENV} "
+              "(labelled requests, one JSON object a line, train.jsonl format)", file=sys.stderr)
+        return None
+    path = Path(text)
+    if not path.is_file():
+        source = "--data" if given else f"${DATA_ENV}"
+        print(f"tollgate router train: no training data at {path} (from {source})", file=sys.stderr)
+        return None
+    return path
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tollgate.routing.classifier import MODEL_DIR
-    from tollgate.routing.train import AUGMENT_PATH, train
+    from tollgate.proxy.routing.classifier import MODEL_DIR
+    from tollgate.training.train import AUGMENT_PATH, train
 
-    data = Path(args.data) if args.data else DEFAULT_DATA
-    if not data.exists():
-        print(f"tollgate router train: no training data at {data}; pass --data PATH", file=sys.stderr)
+    data = _training_data(args.data)
+    if data is None:
         return 2
     out = Path(args.out) if args.out else MODEL_DIR
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
@@ -37,10 +56,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tollgate.routing.classifier import RequestClassifier
-    from tollgate.routing.evaluate import evaluate, format_report, load_items
-    from tollgate.routing.features import extract_parts
-    from tollgate.routing.train import file_sha256
+    from tollgate.proxy.routing.classifier import RequestClassifier
+    from tollgate.proxy.routing.features import extract_parts
+    from tollgate.training.evaluate import evaluate, format_report, load_items
+    from tollgate.training.train import file_sha256
 
     clf = RequestClassifier.load(args.model)
     path = Path(args.file)
@@ -80,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train and evaluate the default request classifier that routes model 'auto'.",
     )
     sub = parser.add_subparsers(dest="router_command", metavar="SUBCOMMAND")
-    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+    usage_when_bare(parser)
 
     train = sub.add_parser(
         "train",
@@ -88,13 +107,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Fit the classifier on labelled requests and write router.npz and router.json. "
         "Needs only NumPy; takes a few minutes on one core.",
     )
-    train.add_argument("--data", help=f"training data, train.jsonl format (default: {DEFAULT_DATA} when present)")
+    train.add_argument("--data", metavar="PATH",
+                       help=f"training data, train.jsonl format (default: ${DATA_ENV}; one of the two is required)")
     train.add_argument("--out", help="output directory (default: the packaged model directory)")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and of the augmentation (default 0)")
     train.add_argument("--bits", type=int, default=20, help="hash table size as a power of two (default 20)")
     train.add_argument("--l2", type=float, default=3e-6, help="L2 penalty on the mean log-loss (default 3e-6)")
     train.add_argument("--no-augment", action="store_true", help="train on the data file only, without the template texts")
-    train.add_argument("--json", action="store_true", help="print the manifest as JSON instead of progress")
+    add_json(train, help="print the manifest as JSON instead of progress")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser(
@@ -109,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--split", choices=("heldout", "val", "train"), help="only that split of a training-format file (same hash rule and seed as training)")
     ev.add_argument("--model", help="artifact directory or .npz (default: the packaged model)")
     ev.add_argument("--errors", type=int, default=0, metavar="N", help="also list the first N misclassified requests")
-    ev.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json(ev, help="print the result as JSON")
     ev.set_defaults(func=_eval)
 
     from tollgate.cli.router_sample import add_parser as add_sample

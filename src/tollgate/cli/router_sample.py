@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from tollgate.cli.options import add_config
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,30 +28,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("count", type=int, metavar="N", help="how many requests")
     p.add_argument("--days", type=int, default=7, help="from the last N days (default 7)")
     p.add_argument("--out", "-o", help="write here instead of standard output")
-    p.add_argument("--config", "-c", help="TOML config file (default: $TOLLGATE_CONFIG, else built-in defaults)")
+    add_config(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tollgate.config import ConfigError, load_config
-    from tollgate.server.setup import open_configured_store
+    from tollgate.cli.configured import configured_store, read_config
 
     if args.count < 1:
         print("tollgate: N must be at least 1", file=sys.stderr)
         return 2
-
-    async def fetch():
-        store = await open_configured_store(load_config(args.config))
-        try:
-            return await store.routed_samples(args.count, time.time() - args.days * 86400)
-        finally:
-            await store.close()
-
-    try:
-        rows = asyncio.run(fetch())
-    except ConfigError as exc:
-        print(f"tollgate: bad config: {exc}", file=sys.stderr)
+    config = read_config(args.config)
+    if config is None:
         return 2
+
+    async def fetch() -> list[tuple[str, str, str]]:
+        async with configured_store(config) as store:
+            return await store.routed_samples(args.count, time.time() - args.days * 86400)
+
+    rows = asyncio.run(fetch())
     lines = [json.dumps({"request": json.loads(text), "label": None, "routed": route, "model": model})
              for text, route, model in rows]
     if not lines:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tollgate.config import ConfigError, load_config
+from tollgate.cli.configured import read_config
+from tollgate.cli.options import add_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the gateway",
         description="Run the gateway. With no config it serves the bundled local models on SQLite under ./.tollgate/.",
     )
-    p.add_argument("--config", "-c", help="TOML config file (default: $TOLLGATE_CONFIG, else built-in defaults)")
+    add_config(p)
     p.add_argument("--host", help="listen address (overrides server.host and $TOLLGATE_HOST)")
     p.add_argument("--port", type=int, help="listen port (overrides server.port and $TOLLGATE_PORT)")
     p.set_defaults(func=run)
@@ -23,12 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from tollgate.server.run import serve
+    from tollgate.serve.run import serve
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"tollgate: bad config: {exc}", file=sys.stderr)
+    config = read_config(args.config)
+    if config is None:
         return 2
     if args.host or args.port is not None:
         server = replace(config.server, host=args.host or config.server.host,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tollgate.config.schema import ModelConfig, PlanConfig, UpstreamConfig
-from tollgate.money import usd_to_nanos
+from tollgate.domain.money import usd_to_nanos
 
 LOCAL_CHAT_MODEL = "smollm2-135m-instruct"
 LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tollgate.config.durations import parse_duration
-from tollgate.money import MoneyError, usd_from_json
+from tollgate.domain.durations import parse_duration
+from tollgate.domain.money import MoneyError, usd_from_json
 
 _MISSING = object()
 REQUIRED = _MISSING  # pass as a default to make a key required

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tollgate.accounts.models import Plan
+from tollgate.domain.accounts import Plan
 
 CATEGORIES = ("simple", "general", "reasoning", "code", "agent")
 
@@ -43,6 +43,8 @@ class UpstreamConfig:
     timeout: float = 600.0
     connect_timeout: float = 5.0
     first_byte_timeout: float = 120.0
+    # Open connections (idle + busy) to an "openai" upstream; a request finding all busy waits
+    # its turn, within connect_timeout, then fails as a timeout (fallback or 504).
     max_connections: int = 256
     model_path: str | None = None
     threads: int | None = None

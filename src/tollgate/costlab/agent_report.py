@@ -18,7 +18,7 @@ from tollgate.costlab.reference_task import (
     reproduce,
 )
 from tollgate.costlab.table import percent, render_table, signed_percent
-from tollgate.money import format_usd
+from tollgate.domain.money import format_usd
 
 DEFAULT_VARIANTS = ("full", f"cap:{REFERENCE_TASK.history.cap_tokens}", "window:3", "window:1", "summarise:20000:2000")
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
-from tollgate.accounts.models import Plan
 from tollgate.costlab.live_alternatives import (
     PlanUse,
     Price,
@@ -34,8 +33,9 @@ from tollgate.costlab.live_alternatives import (
     reprice,
     served_prices,
 )
-from tollgate.metering.records import UsageRecord
-from tollgate.money import token_cost
+from tollgate.domain.accounts import Plan
+from tollgate.domain.money import token_cost
+from tollgate.domain.usage import UsageRecord
 
 GENERATION = ("chat", "completions")  # endpoints whose traffic other chat models could serve
 __all__ = [

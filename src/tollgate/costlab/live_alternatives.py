@@ -1,6 +1,6 @@
 """What the same traffic would cost elsewhere: other models' prices, and flat plans' windows.
 
-Exact integer nano-dollars, each request rounded up like a charge (`tollgate.money`).
+Exact integer nano-dollars, each request rounded up like a charge (`tollgate.domain.money`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from tollgate.accounts.models import Plan
-from tollgate.budget.windows import window_start
 from tollgate.catalog.reference import ReferenceCatalog
 from tollgate.config.schema import ModelConfig
 from tollgate.costlab.pricing import windows_per_day
-from tollgate.metering.records import UsageRecord
-from tollgate.money import TOKENS_PER_MTOK, request_cost, token_cost
+from tollgate.domain.accounts import Plan
+from tollgate.domain.money import TOKENS_PER_MTOK, request_cost, token_cost
+from tollgate.domain.usage import UsageRecord
+from tollgate.domain.windows import window_start
 
 
 @dataclass(frozen=True)

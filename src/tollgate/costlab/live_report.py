@@ -7,8 +7,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from tollgate.budget.windows import iso
-from tollgate.config.durations import format_duration
 from tollgate.costlab.live import (
     LiveReport,
     PlanUse,
@@ -20,7 +18,9 @@ from tollgate.costlab.live import (
     cheapest,
 )
 from tollgate.costlab.table import percent, render_table
-from tollgate.money import format_usd
+from tollgate.domain.durations import format_duration
+from tollgate.domain.money import format_usd
+from tollgate.domain.timestamps import iso
 
 RESENT_RULE = ("resent = the longest prefix of the conversation's current branch (0, each earlier prompt, "
                "each answered prompt + its output) that fits in the prompt; new = the rest")

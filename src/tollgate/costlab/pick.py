@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Callable
 
 from tollgate.catalog.reference import BENCHMARKS, GUIDE_NODES, ReferenceCatalog, ReferenceModel
-from tollgate.money import format_usd
+from tollgate.domain.money import format_usd
 
 
 @dataclass(frozen=True)

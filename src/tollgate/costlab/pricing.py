@@ -10,7 +10,7 @@ from typing import Iterable
 from tollgate.catalog.reference import ReferenceModel
 from tollgate.config.schema import PlanConfig
 from tollgate.costlab.agent_sim import TokenFlow
-from tollgate.money import request_cost, token_cost, usd_to_nanos
+from tollgate.domain.money import request_cost, token_cost, usd_to_nanos
 
 DAY_SECONDS = 86400
 DAYS_PER_MONTH = 30  # the post's monthly figures are 30 days of tasks

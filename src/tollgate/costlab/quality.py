@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
 from tollgate.catalog.reference import BENCHMARKS, ReferenceModel
-from tollgate.money import NANOS_PER_USD
+from tollgate.domain.money import NANOS_PER_USD
 
 BASES = ("input", "output", "blended")
 # Cost per point is shown to a millionth of a dollar: enough to separate $0.0026 from $0.0032.

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from tollgate.costlab.agent_sim import AgentTask, HistoryPolicy, TokenFlow, simulate
 from tollgate.costlab.pricing import PricePoint, price_flow
-from tollgate.money import NANOS_PER_USD, format_usd, token_cost, usd_to_nanos
+from tollgate.domain.money import NANOS_PER_USD, format_usd, token_cost, usd_to_nanos
 
 REFERENCE_HISTORY_CAP = 7_800
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tollgate.catalog.reference import ReferenceCatalog
 from tollgate.config.schema import CATEGORIES
-from tollgate.money import request_cost
+from tollgate.domain.money import request_cost
 
 # The guide's route table, by catalog id.
 DEFAULT_ROUTES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tollgate.accounts.models import ApiKey, Plan, Subscription
+from tollgate.domain.accounts import ApiKey, Plan, Subscription
 
 PLAN_COLUMNS = "slug, name, price_monthly, period_days, window_seconds, budget_per_window, rpm, tpm, models, source"
 SUB_COLUMNS = "id, account_id, plan_slug, status, created_at, current_period_start, current_period_end, cancel_at_period_end"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
-from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.domain.usage import UsageRecord
+from tollgate.ledger.persistence import LedgerStore
 
 
-class Store(Protocol):
+class Store(LedgerStore, Protocol):
+    """Accounts, plans, subscriptions, keys and usage records; and the ledger's rows (`LedgerStore`)."""
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -47,20 +50,6 @@ class Store(Protocol):
     async def revoke_api_key(self, key_id: str, at: int) -> None: ...
     async def find_key_context(self, key_hash: str) -> KeyContext | None: ...
 
-    async def claim_ledger(self) -> None:
-        """Make this process the one that writes the ledger (the embedded ledger calls it at start)."""
-
-    async def write_ledger(self, batch: LedgerBatch) -> None:
-        """Make usage records, spend increments and reservation changes durable, atomically."""
-
-    def write_ledger_now(self, batch: LedgerBatch) -> bool:
-        """Make `batch` durable on the calling thread if that is possible at once; False to use `write_ledger`.
-
-        Called for a request alone in flight, whom a short blocking write delays no more than a hand-off.
-        """
-
-    async def read_spend(self, pool: str, window_start: int) -> int: ...
-    async def load_reservations(self) -> list[StoredReservation]: ...
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
         """(request text, category, model) of up to `count` random routed requests since `since` (opt-in text)."""
 

@@ -2,29 +2,29 @@
 
 Statements run on a dedicated thread so the event loop never waits on the disk;
 one thread also means one writer, which is what SQLite wants. Around it: the
-ledger journal that makes a settlement durable by one append (journal.py,
-journaled.py), WAL checkpoints on their own thread (checkpoint.py), and the
-change counter in a small shared file, read with no query (`change_seq`).
+ledger journal that makes a settlement durable by one append (ledger/journal.py),
+WAL checkpoints on their own thread (checkpoint.py), and the change counter in
+a small shared file, read with no query (`change_seq`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tollgate.accounts.models import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
-from tollgate.metering.records import LedgerBatch, StoredReservation, UsageRecord
+from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.domain.usage import UsageRecord
+from tollgate.ledger.batch import LedgerBatch, StoredReservation
+from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
+from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, subscription_of
 from tollgate.store.change_counter import ChangeCounter
 from tollgate.store.checkpoint import Checkpointer
-from tollgate.store.journal import Entry, Journal, JournalBusy
-from tollgate.store.journaled import JournaledWrites
-from tollgate.store.ledger_sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows
 from tollgate.store.migrate import migrate
 from tollgate.store.worker import DatabaseThread
 

@@ -1,1 +1,0 @@
-"""The HTTP surface: data plane (OpenAI, Anthropic), management plane, operator plane."""

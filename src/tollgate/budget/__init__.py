@@ -1,1 +1,0 @@
-"""Hard dollar budgets: UTC-aligned windows, pools, reservations at admission, settlement after."""

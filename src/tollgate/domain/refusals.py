@@ -1,0 +1,124 @@
+"""Why the gateway says no: plain exceptions in the language of the product.
+
+The core raises these and never an HTTP status; each API at the edge renders
+them in its own wire shape (`tollgate.http.refusals`). A refusal carries what
+its rendering needs (the pool and its reset time, the rate limit and its wait,
+the upstreams that failed), so the edge never reaches back into the core.
+"""
+
+from __future__ import annotations
+
+from tollgate.domain.pools import Pool
+
+
+class Refusal(Exception):
+    """Something the caller asked for that the gateway will not do; `message` is for that caller."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+# -- the account model (management and operator actions) -----------------------
+
+class AccountError(Refusal):
+    """A management or operator action that the account model refuses."""
+
+
+class NotFound(AccountError):
+    """No such object, or it belongs to another account (the two look the same)."""
+
+
+class Invalid(AccountError):
+    """A field is missing or malformed."""
+
+
+class Conflict(AccountError):
+    """The object exists already, or its state forbids the change."""
+
+
+# -- who is calling -------------------------------------------------------------
+
+class KeyRefused(Refusal):
+    """A credential that cannot be used. `reason` is one of the constants below."""
+
+    INVALID = "invalid_api_key"
+    REVOKED = "key_revoked"
+    SUBSCRIPTION_EXPIRED = "subscription_expired"
+    INVALID_MANAGEMENT = "invalid_management_key"
+    INVALID_ADMIN = "invalid_admin_token"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# -- which model -----------------------------------------------------------------
+
+class ModelRefused(Refusal):
+    """The named model cannot serve this request. `reason` is one of the constants below."""
+
+    NOT_FOUND = "model_not_found"
+    NOT_SUPPORTED = "model_not_supported"
+    NOT_ALLOWED = "model_not_allowed"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, param="model")
+        self.reason = reason
+
+
+# -- budget and rate ---------------------------------------------------------------
+
+class BudgetExhausted(Refusal):
+    """Not even a minimal answer fits in `pool` before `resets_at`."""
+
+    def __init__(self, pool: Pool, resets_at: int | None) -> None:
+        super().__init__(f"budget {pool.id} exhausted")
+        self.pool = pool
+        self.resets_at = resets_at
+
+    @property
+    def reason(self) -> str:
+        """The stable name of this refusal (SPEC section 2): what usage records and clients see."""
+        return "insufficient_credits" if self.pool.kind == "credits" else "budget_exceeded"
+
+
+class RateLimited(Refusal):
+    """A per-minute limit (`rpm` or `tpm`) is reached; `retry_after` seconds until it has room."""
+
+    def __init__(self, limit: str, value: int, retry_after: float) -> None:
+        super().__init__(f"{limit} limit of {value} reached")
+        self.limit = limit
+        self.value = value
+        self.retry_after = retry_after
+
+    reason = "rate_limit_exceeded"
+
+
+# -- upstreams ----------------------------------------------------------------------
+
+class UpstreamUnavailable(Refusal):
+    """No deployment of any model in the chain gave an answer; `failures` says what each did."""
+
+    def __init__(self, failures: list[str], timed_out: bool) -> None:
+        super().__init__("; ".join(failures))
+        self.failures = failures
+        self.timed_out = timed_out
+
+
+class UpstreamBroke(Refusal):
+    """An upstream answered, then failed: broke off, timed out, or sent something unreadable."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class UpstreamRejected(Refusal):
+    """The upstream refused the request as the client's own error (a 4xx): passed on as it said."""
+
+    def __init__(self, upstream_status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.code = code

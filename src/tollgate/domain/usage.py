@@ -1,0 +1,40 @@
+"""The usage record: what one request cost, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A record's `status` is the HTTP status its client saw (the edge picks it for a
+# refusal); the core itself only ever writes these three.
+OK = 200
+CLIENT_GONE = 499  # the client left before the answer was complete
+UPSTREAM_FAILED = 502  # the upstream broke off, timed out or sent garbage after answering
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    request_id: str
+    created_at: float
+    account_id: str
+    key_id: str
+    subscription_id: str | None
+    model: str
+    upstream_model: str | None
+    route: str | None
+    endpoint: str
+    status: int
+    input_tokens: int
+    output_tokens: int
+    cost: int
+    latency_ms: float
+    estimated: bool
+    stream: bool
+    window_start: int | None = None
+    key_window_start: int | None = None
+    fallbacks: int = 0
+    error: str | None = None
+    session: str | None = None
+    cached_prefix_tokens: int | None = None
+    request_text: str | None = None
+    client: str | None = None  # the caller's User-Agent, cut to 200 characters
+

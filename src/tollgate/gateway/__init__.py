@@ -1,1 +1,0 @@
-"""The request hot path: auth -> budget reservation -> routing -> upstream relay -> settlement."""

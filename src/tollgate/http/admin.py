@@ -1,0 +1,157 @@
+"""The operator plane (`/admin`, admin token): accounts, management keys, plans, subscriptions, credits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tollgate.accounts.auth import AdminAuth
+from tollgate.accounts.service import AccountService
+from tollgate.domain.accounts import Account, Plan
+from tollgate.domain.pools import credit_pool
+from tollgate.http import fields, views
+from tollgate.http.errors import ENVELOPE_SHAPE
+from tollgate.http.request import Request, Router, Send, send_bytes, send_json
+from tollgate.ledger.protocol import BudgetLedger
+from tollgate.proxy.metrics import RouteMetrics
+
+
+def ok(data: object) -> dict:
+    return {"success": True, "data": data}
+
+
+class AdminAPI:
+    def __init__(
+        self, accounts: AccountService, auth: AdminAuth, ledger: BudgetLedger, max_body: int,
+        clock: Callable[[], float], metrics: RouteMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.accounts = accounts
+        self.auth = auth
+        self.ledger = ledger
+        self.max_body = max_body
+        self.clock = clock
+
+    def mount(self, router: Router) -> None:
+        router.error_shape("/admin/", ENVELOPE_SHAPE)
+        router.add("GET", "/admin/accounts", self.list_accounts)
+        router.add("POST", "/admin/accounts", self.create_account)
+        router.add("GET", "/admin/accounts/{account_id}", self.get_account)
+        router.add("POST", "/admin/accounts/{account_id}/management-keys", self.create_management_key)
+        router.add("GET", "/admin/accounts/{account_id}/subscriptions", self.list_subscriptions)
+        router.add("POST", "/admin/accounts/{account_id}/subscriptions", self.grant_subscription)
+        router.add("POST", "/admin/accounts/{account_id}/credits", self.grant_credits)
+        router.add("POST", "/admin/subscriptions/{subscription_id}/cancel", self.cancel_subscription)
+        router.add("POST", "/admin/subscriptions/{subscription_id}/expire", self.expire_subscription)
+        router.add("GET", "/admin/plans", self.list_plans)
+        router.add("POST", "/admin/plans", self.create_plan)
+        router.add("GET", "/admin/metrics/routes", self.route_metrics)
+        router.add("GET", "/metrics", self.prometheus)
+
+    async def _body(self, request: Request) -> dict:
+        self.auth.check(request.bearer())
+        return fields.obj(await request.json(self.max_body))
+
+    async def _credit_balance(self, account: Account) -> int:
+        return (await self.ledger.read(credit_pool(account))).remaining
+
+    async def list_accounts(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        accounts = await self.accounts.list_accounts()
+        await send_json(send, 200, ok([views.admin_account(a) for a in accounts]))
+
+    async def create_account(self, request: Request, send: Send) -> None:
+        body = await self._body(request)
+        account, key, secret = await self.accounts.create_account(fields.string(body, "name"))
+        data = views.admin_account(account, 0)
+        data["management_key"] = secret
+        data["management_key_id"] = key.id
+        await send_json(send, 201, ok(data))
+
+    async def get_account(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        account = await self.accounts.account(request.params["account_id"])
+        data = views.admin_account(account, await self._credit_balance(account))
+        now = self.clock()
+        data["subscriptions"] = [views.admin_subscription(s, now) for s in await self.accounts.subscriptions(account.id)]
+        data["management_keys"] = [
+            views.admin_management_key(k) for k in await self.accounts.store.list_management_keys(account.id)
+        ]
+        await send_json(send, 200, ok(data))
+
+    async def create_management_key(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        body = fields.obj(await request.json(self.max_body, empty={}))
+        name = fields.string(body, "name", required=False, default="default")
+        key, secret = await self.accounts.create_management_key(request.params["account_id"], name)
+        data = views.admin_management_key(key)
+        data["management_key"] = secret
+        await send_json(send, 201, ok(data))
+
+    async def list_subscriptions(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        account = await self.accounts.account(request.params["account_id"])
+        now = self.clock()
+        subs = await self.accounts.subscriptions(account.id)
+        await send_json(send, 200, ok([views.admin_subscription(s, now) for s in subs]))
+
+    async def grant_subscription(self, request: Request, send: Send) -> None:
+        body = await self._body(request)
+        plan = fields.string(body, "plan")
+        period_days = fields.integer(body, "period_days", required=False, minimum=1)
+        sub = await self.accounts.grant_subscription(request.params["account_id"], plan, period_days)
+        await send_json(send, 201, ok(views.admin_subscription(sub, self.clock())))
+
+    async def grant_credits(self, request: Request, send: Send) -> None:
+        body = await self._body(request)
+        amount = fields.dollars(body, "amount", positive=True)
+        note = fields.string(body, "note", required=False)
+        account = await self.accounts.grant_credits(request.params["account_id"], amount, note)
+        data = views.admin_account(account, await self._credit_balance(account))
+        await send_json(send, 200, ok(data))
+
+    async def cancel_subscription(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        sub = await self.accounts.cancel_subscription(None, request.params["subscription_id"])
+        await send_json(send, 200, ok(views.admin_subscription(sub, self.clock())))
+
+    async def expire_subscription(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        sub = await self.accounts.expire_subscription(None, request.params["subscription_id"])
+        await send_json(send, 200, ok(views.admin_subscription(sub, self.clock())))
+
+    async def list_plans(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        await send_json(send, 200, ok([views.admin_plan(p) for p in await self.accounts.list_plans()]))
+
+    async def create_plan(self, request: Request, send: Send) -> None:
+        body = await self._body(request)
+        slug = fields.string(body, "slug")
+        models = body.get("models")
+        if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
+            raise fields.bad("models", "must be a list of model ids")
+        plan = Plan(
+            slug=slug,
+            name=fields.string(body, "name", required=False, default=slug.title()),
+            price_monthly=fields.dollars(body, "price_monthly", required=False) or 0,
+            period_days=fields.integer(body, "period_days", required=False, minimum=1, default=30),
+            window=fields.duration(body, "window", required=False) or 5 * 3600,
+            budget_per_window=fields.dollars(body, "budget_per_window"),
+            rpm=fields.integer(body, "rpm", required=False, minimum=1, default=60),
+            tpm=fields.integer(body, "tpm", required=False, minimum=1, default=100_000),
+            models=tuple(models) if models is not None else None,
+            source="operator",
+        )
+        plan = await self.accounts.create_plan(plan)
+        await send_json(send, 201, ok(views.admin_plan(plan)))
+
+
+    async def route_metrics(self, request: Request, send: Send) -> None:
+        """Per-route requests, latency, cost and fallbacks since the gateway started."""
+        self.auth.check(request.bearer())
+        rows = self.metrics.snapshot() if self.metrics else []
+        await send_json(send, 200, ok(rows))
+
+    async def prometheus(self, request: Request, send: Send) -> None:
+        self.auth.check(request.bearer())
+        text = self.metrics.prometheus() if self.metrics else ""
+        await send_bytes(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])

@@ -1,0 +1,277 @@
+"""Anthropic Messages <-> OpenAI chat completions, so that every model speaks both.
+
+Requests are translated to the OpenAI shape before routing and budgeting (one
+pipeline for both APIs); answers and stream events are translated back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+from tollgate.http.checks import invalid
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+
+
+# -- request ---------------------------------------------------------------------
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _image_part(block: dict, where: str) -> dict:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise invalid(where, "an image block needs a source")
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    elif source.get("type") == "url":
+        url = str(source.get("url", ""))
+    else:
+        raise invalid(where, "image source type must be \"base64\" or \"url\"")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _user_messages(content: Any, where: str) -> list[dict]:
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    if not isinstance(content, list):
+        raise invalid(where, "must be a string or a list of content blocks")
+    results: list[dict] = []
+    parts: list[dict] = []
+    for j, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        at = f"{where}[{j}]"
+        if kind == "text":
+            parts.append({"type": "text", "text": str(block.get("text", ""))})
+        elif kind == "image":
+            parts.append(_image_part(block, at))
+        elif kind == "tool_result":
+            result = block.get("content")
+            text = _text_of(result) if not isinstance(result, str) else result
+            if block.get("is_error"):
+                text = f"[error] {text}"
+            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text})
+        elif kind == "document":
+            source = block.get("source") or {}
+            parts.append({"type": "text", "text": str(source.get("data", "")) if source.get("type") == "text" else ""})
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise invalid(at, f"unsupported content block type {kind!r}")
+    messages = list(results)
+    if parts:
+        only_text = all(p["type"] == "text" for p in parts)
+        messages.append({"role": "user", "content": "\n".join(p["text"] for p in parts) if only_text else parts})
+    return messages
+
+
+def _assistant_message(content: Any, where: str) -> dict:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    if not isinstance(content, list):
+        raise invalid(where, "must be a string or a list of content blocks")
+    texts, calls = [], []
+    for j, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            calls.append({"id": str(block.get("id", "")), "type": "function",
+                          "function": {"name": str(block.get("name", "")),
+                                       "arguments": orjson.dumps(block.get("input", {})).decode()}})
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise invalid(f"{where}[{j}]", f"unsupported content block type {kind!r} in an assistant turn")
+    message: dict = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tool_choice(choice: Any) -> Any:
+    if not isinstance(choice, dict):
+        raise invalid("tool_choice", "must be an object such as {\"type\": \"auto\"}")
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto"
+    if kind == "any":
+        return "required"
+    if kind == "none":
+        return "none"
+    if kind == "tool":
+        return {"type": "function", "function": {"name": str(choice.get("name", ""))}}
+    raise invalid("tool_choice.type", "must be auto, any, tool or none")
+
+
+def to_openai(body: dict) -> dict:
+    """An OpenAI chat body for an Anthropic Messages body; raises a 400 APIError on bad input."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid("model", "is required")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise invalid("max_tokens", "is required and must be a positive integer")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages", "is required and must be a non-empty list")
+    out: list[dict] = []
+    system = body.get("system")
+    if system is not None:
+        if not isinstance(system, (str, list)):
+            raise invalid("system", "must be a string or a list of text blocks")
+        out.append({"role": "system", "content": _text_of(system)})
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid(f"messages[{i}]", "must be an object with a role and content")
+        role, content = message.get("role"), message.get("content")
+        if role == "user":
+            out.extend(_user_messages(content, f"messages[{i}].content"))
+        elif role == "assistant":
+            out.append(_assistant_message(content, f"messages[{i}].content"))
+        else:
+            raise invalid(f"messages[{i}].role", "must be \"user\" or \"assistant\"")
+    chat: dict = {"model": model, "messages": out, "max_tokens": max_tokens}
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise invalid("stream", "must be true or false")
+    chat["stream"] = bool(stream)
+    for source, target in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
+        value = body.get(source)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise invalid(source, "must be a number")
+            chat[target] = value
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise invalid("stop_sequences", "must be a list of strings")
+        chat["stop"] = stops
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise invalid("tools", "must be a list")
+        chat["tools"] = [
+            {"type": "function", "function": {"name": str(t.get("name", "")), "description": str(t.get("description", "")),
+                                              "parameters": t.get("input_schema") or {"type": "object"}}}
+            for t in tools if isinstance(t, dict)
+        ]
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        chat["user"] = metadata["user_id"]
+    return chat
+
+
+# -- answers -----------------------------------------------------------------------
+
+def message_id() -> str:
+    return "msg_" + os.urandom(12).hex()
+
+
+def _parse_arguments(arguments: Any) -> Any:
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def from_openai(obj: dict, model: str) -> dict:
+    """An Anthropic Messages answer for an OpenAI chat completion."""
+    choice = (obj.get("choices") or [{}])[0] or {}
+    message = choice.get("message") or {}
+    content: list[dict] = []
+    text = message.get("content")
+    if isinstance(text, str) and text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + os.urandom(8).hex(),
+                        "name": fn.get("name", ""), "input": _parse_arguments(fn.get("arguments"))})
+    usage = obj.get("usage") or {}
+    return {
+        "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"), "stop_sequence": None,
+        "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)},
+    }
+
+
+def sse(event: str, data: dict) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class StreamTranslator:
+    """OpenAI chunks in, Anthropic stream events out, one block open at a time."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.index = -1
+        self.open_kind: str | None = None
+        self.tool_slots: dict[int, int] = {}
+        self.finish: str | None = None
+
+    def start(self) -> bytes:
+        message = {"id": message_id(), "type": "message", "role": "assistant", "model": self.model, "content": [],
+                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+        return sse("message_start", {"type": "message_start", "message": message})
+
+    def _close_block(self) -> list[bytes]:
+        if self.open_kind is None:
+            return []
+        self.open_kind = None
+        return [sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def _open_block(self, block: dict) -> list[bytes]:
+        out = self._close_block()
+        self.index += 1
+        self.open_kind = block["type"]
+        out.append(sse("content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}))
+        return out
+
+    def chunk(self, obj: dict) -> list[bytes]:
+        out: list[bytes] = []
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                if self.open_kind != "text":
+                    out += self._open_block({"type": "text", "text": ""})
+                out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                       "delta": {"type": "text_delta", "text": text}}))
+            for call in delta.get("tool_calls") or ():
+                slot = call.get("index", 0)
+                fn = call.get("function") or {}
+                if slot not in self.tool_slots:
+                    out += self._open_block({"type": "tool_use", "id": call.get("id") or "toolu_" + os.urandom(8).hex(),
+                                             "name": fn.get("name", ""), "input": {}})
+                    self.tool_slots[slot] = self.index
+                arguments = fn.get("arguments")
+                if arguments:
+                    out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.tool_slots[slot],
+                                                           "delta": {"type": "input_json_delta", "partial_json": arguments}}))
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+        return out
+
+    def end(self, input_tokens: int, output_tokens: int) -> list[bytes]:
+        out = self._close_block()
+        out.append(sse("message_delta", {
+            "type": "message_delta",
+            "delta": {"stop_reason": STOP_REASONS.get(self.finish or "stop", "end_turn"), "stop_sequence": None},
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }))
+        out.append(sse("message_stop", {"type": "message_stop"}))
+        return out

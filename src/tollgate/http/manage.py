@@ -1,0 +1,232 @@
+"""The management plane (`/api`, `mk_` keys): an account owner's subscriptions, keys, credits and usage.
+
+Every handler resolves the caller's account from the management key first and
+passes it to the account service, which reports other accounts' objects as not
+found: a management key can never see or touch another account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from tollgate.accounts.auth import ManagementAuth
+from tollgate.accounts.service import AccountService
+from tollgate.domain.accounts import ApiKey, Plan, Subscription
+from tollgate.domain.pools import credit_pool, subscription_pool
+from tollgate.domain.spend import spend_report
+from tollgate.domain.usage import UsageRecord
+from tollgate.http import fields, views
+from tollgate.http.errors import ENVELOPE_SHAPE, APIError
+from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.ledger.protocol import BudgetLedger
+from tollgate.store.base import Store
+
+USAGE_DAYS_DEFAULT = 31
+
+# The overhead report's JSON data: (records, plans, account id, since, until, key names by id,
+# with per-step rows) -> data. The cost lab builds it; the composition root passes it in
+# (the cost lab is an application above this layer).
+OverheadReport = Callable[[list[UsageRecord], list[Plan], str, float, float, dict[str, str], bool], dict]
+
+
+def ok(data: object) -> dict:
+    return {"success": True, "data": data}
+
+
+class ManagementAPI:
+    def __init__(
+        self, accounts: AccountService, store: Store, auth: ManagementAuth, ledger: BudgetLedger, max_body: int,
+        clock: Callable[[], float] = time.time, overhead: OverheadReport | None = None,
+    ) -> None:
+        self.accounts = accounts
+        self.store = store
+        self.auth = auth
+        self.ledger = ledger
+        self.max_body = max_body
+        self.clock = clock
+        self.overhead_report = overhead
+
+    def mount(self, router: Router) -> None:
+        router.error_shape("/api/", ENVELOPE_SHAPE)
+        router.add("GET", "/api/plans", self.plans)
+        router.add("GET", "/api/billing/status", self.billing_status)
+        router.add("POST", "/api/billing/cancel", self.cancel)
+        router.add("GET", "/api/billing/credits", self.credits)
+        router.add("GET", "/api/keys", self.list_keys)
+        router.add("POST", "/api/keys", self.create_key)
+        router.add("POST", "/api/keys/subscription", self.create_subscription_key)
+        router.add("POST", "/api/keys/credit", self.create_credit_key)
+        router.add("DELETE", "/api/keys/{key_id}", self.revoke_key)
+        router.add("GET", "/api/usage", self.usage)
+        router.add("GET", "/api/usage/{key_id}", self.key_usage)
+        router.add("GET", "/api/analytics/overhead", self.overhead)
+
+    async def _account_id(self, request: Request) -> str:
+        return (await self.auth.authenticate(request.bearer())).account_id
+
+    async def _pool_state(self, sub: Subscription) -> dict | None:
+        plan = await self.accounts.store.get_plan(sub.plan_slug)
+        if plan is None:
+            return None
+        state = await self.ledger.read(subscription_pool(sub, plan))
+        return views.budget_view(state)
+
+    async def _credit_balance(self, account_id: str) -> int:
+        account = await self.accounts.account(account_id)
+        state = await self.ledger.read(credit_pool(account))
+        return state.remaining
+
+    async def plans(self, request: Request, send: Send) -> None:
+        await send_json(send, 200, ok([views.plan_view(p) for p in await self.accounts.list_plans()]))
+
+    async def billing_status(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        now = self.clock()
+        keys = await self.accounts.keys(account_id)
+        subs = []
+        for sub in await self.accounts.subscriptions(account_id):
+            sub_keys = [k for k in keys if k.subscription_id == sub.id]
+            view = views.subscription_view(sub, sub_keys, now, None)
+            if sub.is_usable(now):
+                view["budget"] = await self._pool_state(sub)
+            subs.append(view)
+        balance = await self._credit_balance(account_id)
+        await send_json(send, 200, ok({
+            "accountId": account_id, "subscriptions": subs, "creditBalance": views.usd(balance),
+            "creditBalanceNanos": balance, "creditKeyCount": sum(1 for k in keys if k.type == "credit" and k.is_active),
+        }))
+
+    async def cancel(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        body = fields.obj(await request.json(self.max_body))
+        sub = await self.accounts.cancel_subscription(account_id, fields.string(body, "subscriptionId"))
+        keys = [k for k in await self.accounts.keys(account_id) if k.subscription_id == sub.id]
+        await send_json(send, 200, ok(views.subscription_view(sub, keys, self.clock(), None)))
+
+    async def credits(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        account = await self.accounts.account(account_id)
+        balance = await self._credit_balance(account_id)
+        await send_json(send, 200, ok({
+            "balance": views.usd(balance), "balanceNanos": balance, "granted": views.usd(account.credits_granted),
+            "spent": views.usd(account.credits_granted - balance),
+        }))
+
+    async def _key_views(self, account_id: str, keys: list[ApiKey]) -> list[dict]:
+        now = self.clock()
+        subs = {s.id: s for s in await self.accounts.subscriptions(account_id)}
+        return [views.key_view(k, subs.get(k.subscription_id or ""), now) for k in keys]
+
+    async def list_keys(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        await send_json(send, 200, ok(await self._key_views(account_id, await self.accounts.keys(account_id))))
+
+    async def _created(self, send: Send, account_id: str, key: ApiKey, secret: str) -> None:
+        view = (await self._key_views(account_id, [key]))[0]
+        view["apiKey"] = secret
+        await send_json(send, 201, ok(view))
+
+    async def create_key(self, request: Request, send: Send) -> None:
+        """`POST /api/keys`: a subscription key when `subscriptionId` is given, else a credit key."""
+        account_id = await self._account_id(request)
+        body = fields.obj(await request.json(self.max_body))
+        key_type = body.get("type") or ("subscription" if body.get("subscriptionId") else "credit")
+        if key_type not in ("subscription", "credit"):
+            raise fields.bad("type", "must be \"subscription\" or \"credit\"")
+        await self._create(send, account_id, body, key_type)
+
+    async def create_subscription_key(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        await self._create(send, account_id, fields.obj(await request.json(self.max_body)), "subscription")
+
+    async def create_credit_key(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        await self._create(send, account_id, fields.obj(await request.json(self.max_body)), "credit")
+
+    async def _create(self, send: Send, account_id: str, body: dict, key_type: str) -> None:
+        name = fields.string(body, "name")
+        limit, window = fields.key_budget(body)
+        end_user, metadata = body.get("endUser"), body.get("metadata")
+        if key_type == "subscription":
+            key, secret = await self.accounts.create_subscription_key(
+                account_id, name, fields.string(body, "subscriptionId"), limit, window, end_user, metadata)
+        else:
+            key, secret = await self.accounts.create_credit_key(account_id, name, end_user, metadata, limit, window)
+        await self._created(send, account_id, key, secret)
+
+    async def revoke_key(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        key = await self.accounts.revoke_key(account_id, request.params["key_id"])
+        await send_json(send, 200, ok((await self._key_views(account_id, [key]))[0]))
+
+    def _since(self, request: Request) -> float:
+        days = request.query.get("days")
+        try:
+            n = int(days) if days is not None else USAGE_DAYS_DEFAULT
+        except ValueError:
+            raise fields.bad("days", "must be a whole number of days") from None
+        if n < 1 or n > 3660:
+            raise fields.bad("days", "must be between 1 and 3660")
+        return self.clock() - n * 86400
+
+    async def usage(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        since = self._since(request)
+        records = await self.store.usage_records(account_id, since=since)
+        now = self.clock()
+        subs = []
+        for sub in await self.accounts.subscriptions(account_id):
+            if sub.is_usable(now):
+                subs.append({"subscriptionId": sub.id, "planSlug": sub.plan_slug, "budget": await self._pool_state(sub)})
+        keys = await self.accounts.keys(account_id)
+        per_key = []
+        for key in keys:
+            own = [r for r in records if r.key_id == key.id]
+            cost = sum(r.cost for r in own)
+            per_key.append({"keyId": key.id, "name": key.name, "spent": views.usd(cost), "spentNanos": cost,
+                            "requests": len(own)})
+        report = spend_report(records, None)
+        await send_json(send, 200, ok({
+            "subscriptions": subs, "keys": per_key, "total": report["total"], "byDay": report["by_day"],
+            "byWeek": report["by_week"], "byMonth": report["by_month"],
+            "creditBalance": views.usd(await self._credit_balance(account_id)),
+        }))
+
+    async def key_usage(self, request: Request, send: Send) -> None:
+        account_id = await self._account_id(request)
+        key = await self.accounts.key(account_id, request.params["key_id"])
+        records = await self.store.usage_records(account_id, key_id=key.id, since=self._since(request))
+        window = key.budget_window
+        if window is None and key.subscription_id:
+            sub = await self.accounts.subscription(account_id, key.subscription_id)
+            plan = await self.accounts.store.get_plan(sub.plan_slug)
+            window = plan.window if plan else None
+        report = spend_report(records, window)
+        await send_json(send, 200, ok({
+            "keyId": key.id, "name": key.name, "total": report["total"], "byWindow": report["by_window"],
+            "byDay": report["by_day"], "byWeek": report["by_week"], "byMonth": report["by_month"],
+        }))
+
+    async def overhead(self, request: Request, send: Send) -> None:
+        """`GET /api/analytics/overhead?days=N&keyId=...&steps=1`: resent context vs new input, per key and
+        conversation, and the same traffic on other models and plans (tollgate.costlab.live)."""
+        account_id = await self._account_id(request)
+        since = self._since(request)
+        key_id = request.query.get("keyId")
+        if key_id is not None:
+            key_id = (await self.accounts.key(account_id, key_id)).id  # another account's key: 404
+        steps = request.query.get("steps", "").lower()
+        if steps not in ("", "0", "1", "true", "false"):
+            raise fields.bad("steps", "must be true or false")
+        records = await self.store.usage_records(account_id, key_id=key_id, since=since)
+        names = {k.id: k.name for k in await self.accounts.keys(account_id)}
+        plans = await self.accounts.list_plans()
+        until = self.clock()
+
+        if self.overhead_report is None:
+            raise APIError(404, "not_found", "this gateway does not serve the overhead report")
+        data = await asyncio.to_thread(self.overhead_report, records, plans, account_id, since, until, names,
+                                       steps in ("1", "true"))
+        await send_json(send, 200, ok(data))

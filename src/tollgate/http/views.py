@@ -1,0 +1,128 @@
+"""How account objects look on the wire: snake_case on /admin, camelCase on /api (the reference API's style).
+
+Money is written as an exact JSON number (`0.14`, never `0.14000000000000001`)
+and, where a client may want to do arithmetic, also as integer nano-dollars.
+
+The operator CLI prints the same operator-plane (snake_case) views, so an account looks the
+same from `tollgate accounts show --json` as from `GET /admin/accounts/{id}`. Its JSON writer
+cannot take an orjson fragment, so those views take the money writer as `usd=`; the CLI
+passes `usd_text` (the same exact figure, as a string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subscription
+from tollgate.domain.durations import format_duration
+from tollgate.domain.money import format_usd
+from tollgate.domain.pools import PoolState
+from tollgate.domain.timestamps import iso
+
+
+def usd(nanos: int | None) -> Any:
+    """An exact JSON number of dollars."""
+    if nanos is None:
+        return None
+    return orjson.Fragment(format_usd(nanos).encode())
+
+
+def usd_text(nanos: int | None) -> str | None:
+    """Exact dollars as a string, for writers without orjson fragments (the CLI's `--json`)."""
+    return None if nanos is None else format_usd(nanos)
+
+
+Money = Callable[[int | None], Any]
+
+
+# -- operator plane (snake_case) ------------------------------------------------
+
+def admin_account(a: Account, credit_balance: int | None = None, *, usd: Money = usd) -> dict:
+    view = {"id": a.id, "name": a.name, "created_at": iso(a.created_at), "credits_granted": usd(a.credits_granted)}
+    if credit_balance is not None:
+        view["credit_balance"] = usd(credit_balance)
+    return view
+
+
+def admin_plan(p: Plan, *, usd: Money = usd) -> dict:
+    return {
+        "slug": p.slug, "name": p.name, "price_monthly": usd(p.price_monthly), "period_days": p.period_days,
+        "window": format_duration(p.window), "budget_per_window": usd(p.budget_per_window),
+        "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None, "source": p.source,
+    }
+
+
+def admin_subscription(s: Subscription, now: float) -> dict:
+    return {
+        "id": s.id, "account_id": s.account_id, "plan": s.plan_slug, "status": s.effective_status(now),
+        "created_at": iso(s.created_at), "current_period_start": iso(s.current_period_start),
+        "current_period_end": iso(s.current_period_end), "cancel_at_period_end": s.cancel_at_period_end,
+    }
+
+
+def admin_management_key(k: ManagementKey) -> dict:
+    return {"id": k.id, "account_id": k.account_id, "name": k.name, "prefix": k.prefix,
+            "created_at": iso(k.created_at), "revoked": k.revoked_at is not None}
+
+
+def admin_key(k: ApiKey, *, usd: Money = usd) -> dict:
+    """An API key as the operator sees it: which pool it draws on and its own budget, if any."""
+    return {"id": k.id, "name": k.name, "type": k.type, "subscription_id": k.subscription_id, "prefix": k.prefix,
+            "budget": key_budget(k, usd=usd), "active": k.revoked_at is None, "created_at": iso(k.created_at)}
+
+
+def key_budget(k: ApiKey, *, usd: Money = usd) -> dict | None:
+    """A key's own budget per window (on top of its pool's), or None when it has none."""
+    if k.budget_limit is None or k.budget_window is None:
+        return None
+    return {"limit": usd(k.budget_limit), "window": format_duration(k.budget_window)}
+
+
+# -- management plane (camelCase) -----------------------------------------------
+
+def plan_view(p: Plan) -> dict:
+    return {
+        "slug": p.slug, "name": p.name, "priceMonthly": usd(p.price_monthly), "periodDays": p.period_days,
+        "window": format_duration(p.window), "budgetPerWindow": usd(p.budget_per_window),
+        "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None,
+    }
+
+
+def key_view(k: ApiKey, subscription: Subscription | None, now: float) -> dict:
+    view: dict[str, Any] = {
+        "id": k.id, "name": k.name, "keyType": k.type,
+        "keyPlan": subscription.plan_slug if subscription else "credits",
+        "prefix": k.prefix, "isActive": k.revoked_at is None, "createdAt": iso(k.created_at),
+        "revokedAt": iso(k.revoked_at), "endUser": k.end_user, "metadata": k.metadata, "budget": key_budget(k),
+    }
+    if subscription is not None:
+        view["subscriptionId"] = subscription.id
+        view["subscriptionStatus"] = subscription.effective_status(now)
+        view["subscriptionExpiresAt"] = iso(subscription.current_period_end)
+    return view
+
+
+def subscription_view(s: Subscription, keys: list[ApiKey], now: float, budget: PoolState | None) -> dict:
+    view: dict[str, Any] = {
+        "id": s.id, "planSlug": s.plan_slug, "status": s.effective_status(now),
+        "currentPeriodStart": iso(s.current_period_start), "currentPeriodEnd": iso(s.current_period_end),
+        "cancelAtPeriodEnd": s.cancel_at_period_end, "createdAt": iso(s.created_at),
+        "keyCount": sum(1 for k in keys if k.revoked_at is None),
+        "keys": [{"id": k.id, "name": k.name, "isActive": k.revoked_at is None} for k in keys],
+    }
+    if budget is not None:
+        view["budget"] = budget_view(budget)
+    return view
+
+
+def budget_view(state: PoolState) -> dict:
+    window = state.pool.window
+    return {
+        "spent": usd(state.spent), "limit": usd(state.pool.limit), "remaining": usd(state.remaining),
+        "reserved": usd(state.reserved), "duration": format_duration(window) if window else None,
+        "window_start": iso(state.window_start) if window else None, "resets_at": iso(state.resets_at),
+        "spent_nanos": state.spent, "limit_nanos": state.pool.limit, "remaining_nanos": state.remaining,
+    }

@@ -1,1 +1,0 @@
-"""Metering: one usage record per request, written in batches, and reports built from them."""

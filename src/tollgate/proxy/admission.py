@@ -1,0 +1,95 @@
+"""Admission: the per-minute limits, then a reservation of the request's worst-case cost.
+
+The reservation is what makes the budget a hard cap: a request is only sent
+upstream once its worst case (prompt bound + every output token it may
+produce) is held on every pool it draws from. When less than that is left,
+the request still goes, with `max_tokens` lowered to what the grant can pay.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from tollgate.domain.accounts import KeyContext
+from tollgate.domain.grants import Grant
+from tollgate.domain.money import TOKENS_PER_MTOK
+from tollgate.domain.pools import Pool, pools_for
+from tollgate.ledger.protocol import BudgetLedger
+from tollgate.ledger.ratelimit import RateLimiter
+from tollgate.proxy.models import ServedModel
+
+# The smallest answer worth sending: a request that cannot afford this many output
+# tokens on top of its prompt is refused rather than sent.
+MIN_OUTPUT_TOKENS = 1
+# Key contexts whose pools and limits are kept; the oldest is dropped beyond this.
+DERIVED_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    rpm: int
+    tpm: int
+
+
+@dataclass(slots=True)
+class Admission:
+    ctx: KeyContext
+    pools: tuple[Pool, ...]
+    grant: Grant
+    prompt_bound: int
+    rate_tokens: int
+    limits: KeyLimits
+
+
+def output_allowance(grant: Grant, model: ServedModel, prompt_bound: int, cap: int) -> int:
+    """The most output tokens (up to `cap`) whose worst-case cost on `model` fits in the grant."""
+    price_out = model.config.output_per_mtok
+    room = grant.amount * TOKENS_PER_MTOK - prompt_bound * model.config.input_per_mtok
+    if room < 0:
+        return 0
+    if price_out <= 0:
+        return cap
+    return min(cap, room // price_out)
+
+
+class Admitter:
+    def __init__(self, ledger: BudgetLedger, limiter: RateLimiter, credit_limits: KeyLimits) -> None:
+        self.ledger = ledger
+        self.limiter = limiter
+        self.credit_limits = credit_limits
+        # Per key context (by identity: contexts are frozen snapshots, cached and replaced as a
+        # whole by the auth layer), its pools and limits, so that a request does not rebuild them.
+        self._derived: OrderedDict[int, tuple[KeyContext, tuple[Pool, ...], KeyLimits]] = OrderedDict()
+
+    def limits(self, ctx: KeyContext) -> KeyLimits:
+        if ctx.plan is not None and ctx.key.type == "subscription":
+            return KeyLimits(ctx.plan.rpm, ctx.plan.tpm)
+        return self.credit_limits
+
+    def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
+        entry = self._derived.get(id(ctx))
+        if entry is None:
+            if len(self._derived) >= DERIVED_LIMIT:
+                self._derived.popitem(last=False)
+            # The entry holds `ctx` itself, so no other context can get its id while it is cached.
+            entry = self._derived[id(ctx)] = (ctx, pools_for(ctx), self.limits(ctx))
+        return entry[1], entry[2]
+
+    async def admit(self, ctx: KeyContext, model: ServedModel, prompt_bound: int, output_cap: int) -> Admission:
+        """Hold the worst case of `prompt_bound` in and up to `output_cap` out, or raise a refusal."""
+        pools, limits = self._pools_and_limits(ctx)
+        self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+        want = model.cost(prompt_bound, output_cap)
+        minimum = model.cost(prompt_bound, min(MIN_OUTPUT_TOKENS, output_cap))
+        try:
+            grant = await self.ledger.reserve(pools, want, minimum)
+        except BaseException:
+            self.limiter.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+            raise
+        return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits)
+
+    def settle_rate(self, admission: Admission, input_tokens: int, output_tokens: int) -> None:
+        """Correct the token bucket with the real usage (it took the prompt bound at admission)."""
+        extra = input_tokens + output_tokens - admission.rate_tokens
+        self.limiter.settle(admission.ctx.key.id, admission.limits.tpm, extra)

@@ -1,0 +1,291 @@
+"""The request hot path, top to bottom: admit -> relay -> settle, for every data-plane endpoint.
+
+Authentication and request checks happen in the endpoint before this; routing
+(`auto`) has already chosen `call.chain`. Every path out of `run` settles or
+releases the reservation and writes exactly one usage record. The flow speaks
+the domain: it hands the sink refusals and settlements, never HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import orjson
+
+from tollgate.domain.accounts import KeyContext
+from tollgate.domain.grants import Settled
+from tollgate.domain.refusals import (
+    BudgetExhausted,
+    RateLimited,
+    Refusal,
+    UpstreamBroke,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from tollgate.domain.usage import CLIENT_GONE, OK, UPSTREAM_FAILED, UsageRecord
+from tollgate.ledger.protocol import BudgetLedger
+from tollgate.proxy import estimate, relay
+from tollgate.proxy.admission import MIN_OUTPUT_TOKENS, Admitter, output_allowance
+from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from tollgate.proxy.exchange import Exchange
+from tollgate.proxy.guard import DisconnectGuard
+from tollgate.proxy.metrics import RouteMetrics
+from tollgate.proxy.models import ServedModel
+from tollgate.proxy.sink import Sink
+from tollgate.proxy.sse import EventStream, Usage, usage_from
+from tollgate.proxy.upstream.base import UpstreamError
+
+# Without a tokenizer, an answer that reports no usage is counted at one token per
+# three bytes of prompt: above the real count for prose and code alike.
+ESTIMATE_BYTES_PER_TOKEN = 3
+
+
+class Flow:
+    def __init__(self, admitter: Admitter, ledger: BudgetLedger, clock: Callable[[], float] = time.time,
+                 metrics: RouteMetrics | None = None) -> None:
+        self.admitter = admitter
+        self.ledger = ledger
+        self.clock = clock
+        self.metrics = metrics
+
+    # -- entry ----------------------------------------------------------------
+
+    async def run(self, ctx: KeyContext, call: Call, sink: Sink, guard: DisconnectGuard) -> None:
+        ex = Exchange(ctx, call, guard, self.clock())
+        model = call.chain[0]
+        bound = self._prompt_bound(call, model)
+        try:
+            ex.admission = await self.admitter.admit(ctx, model, bound, self._output_cap(call, model))
+        except (BudgetExhausted, RateLimited) as refusal:
+            await self._refuse(ex, sink, refusal, refusal.reason)
+            return
+        try:
+            ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id)
+        except UpstreamUnavailable as refusal:
+            await self.ledger.release(ex.grant)
+            await self._refuse(ex, sink, refusal, "; ".join(refusal.failures)[:500])
+            return
+        except asyncio.CancelledError:
+            await self.ledger.release(ex.grant)
+            if not guard.absorb():
+                raise
+            await self._record_failure(ex, CLIENT_GONE, "client disconnected")
+            return
+        try:
+            if ex.attempt.response.status != 200:
+                await self._upstream_refused(ex, sink)
+            elif call.stream:
+                await self._stream(ex, sink)
+            else:
+                await self._complete(ex, sink)
+        finally:
+            relay.done(ex.attempt)
+
+    # -- the request to send --------------------------------------------------
+
+    def _prompt_bound(self, call: Call, model: ServedModel) -> int:
+        if call.endpoint == CHAT:
+            return estimate.chat_prompt_bound(call.body, model.counter)
+        if call.endpoint == COMPLETIONS:
+            return estimate.completion_prompt_bound(call.body, model.counter)
+        return estimate.embedding_input_bound(call.body, model.counter)
+
+    def _output_cap(self, call: Call, model: ServedModel) -> int:
+        if call.endpoint == EMBEDDINGS:
+            return 0
+        cap = call.max_tokens if call.max_tokens is not None else model.config.max_output
+        return cap * call.choices
+
+    def _body(self, ex: Exchange, model: ServedModel) -> bytes | None:
+        call, admission = ex.call, ex.admission
+        body = dict(call.body)
+        body["model"] = model.config.upstream_model
+        if call.endpoint == EMBEDDINGS:
+            return orjson.dumps(body)
+        cap = self._output_cap(call, model)
+        allowed = output_allowance(admission.grant, model, admission.prompt_bound, cap) // call.choices
+        if allowed < MIN_OUTPUT_TOKENS:
+            return None
+        # Always explicit: an upstream's own default could exceed what was reserved.
+        body[call.max_tokens_field] = allowed
+        if call.stream:
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    # -- answers --------------------------------------------------------------
+
+    async def _complete(self, ex: Exchange, sink: Sink) -> None:
+        response = ex.attempt.response
+        try:
+            raw = await response.read()
+        except asyncio.CancelledError:
+            await response.aclose()
+            if not ex.guard.absorb():
+                raise
+            await self._settle(ex, self._estimate(ex, "", 0, prompt_only=True), CLIENT_GONE, "client disconnected")
+            return
+        except UpstreamError as exc:
+            await self._settle_failed(ex, sink, UpstreamBroke(f"the upstream broke off its answer: {exc}",
+                                                              timed_out=exc.kind == "timeout"))
+            return
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            await self._settle_failed(ex, sink, UpstreamBroke("the upstream sent an answer that is not JSON"))
+            return
+        usage = usage_from(obj) or self._estimate(ex, _answer_text(obj), 0)
+        ex.guard.stop()  # the answer is in: a client leaving now changes nothing
+        settled = await self._settle(ex, usage, OK, None)
+        model = ex.attempt.model
+        changed = model.config.upstream_model != model.id or usage.estimated
+        if changed:
+            obj["model"] = model.id
+            if usage.estimated:
+                obj["usage"] = usage_block(usage)
+        await sink.reply(ex, raw, obj if changed else None, settled)
+
+    async def _stream(self, ex: Exchange, sink: Sink) -> None:
+        call, response = ex.call, ex.attempt.response
+        events = EventStream()
+        failure: str | None = None
+        status = OK
+        held: list[bytes] = []  # the events that arrived with the end: sent with the tail, in one write
+        await sink.open(ex)
+        try:
+            async for data in response.chunks():
+                out = events.feed(data)
+                if events.done:
+                    held = out
+                    break
+                if out:
+                    await sink.events(out)
+        except asyncio.CancelledError:
+            await response.aclose()
+            if not ex.guard.absorb():
+                raise
+            failure, status = "client disconnected", CLIENT_GONE
+        except UpstreamError as exc:
+            failure, status = f"upstream {exc.kind}: {exc}", UPSTREAM_FAILED
+        if events.usage is not None and (events.done or status == OK):
+            usage = events.usage
+        else:
+            usage = self._estimate(ex, events.text(), events.pieces)
+        if failure is None and not events.done and events.usage is None:
+            failure, status = "upstream ended the stream early", UPSTREAM_FAILED
+        ex.guard.stop()  # the stream is over: nothing left to cancel
+        settled = await self._settle(ex, usage, status, failure)
+        if status == CLIENT_GONE:
+            return
+        usage_event = None
+        if call.include_usage:
+            usage_event = events.usage_event or {"object": "chat.completion.chunk", "model": ex.model.id,
+                                                 "choices": [], "usage": usage_block(usage)}
+        await sink.close(ex, usage, settled, usage_event, failure, held)
+
+    async def _upstream_refused(self, ex: Exchange, sink: Sink) -> None:
+        """A 4xx from the upstream is the client's own error: pass it on, charge nothing."""
+        response = ex.attempt.response
+        try:
+            raw = await response.read()
+        except UpstreamError:
+            raw = b""
+        await self.ledger.release(ex.grant)
+        message, code = _upstream_error_text(raw)
+        await self._refuse(ex, sink, UpstreamRejected(response.status, code, message), message[:500])
+
+    # -- settlement -----------------------------------------------------------
+
+    def _estimate(self, ex: Exchange, text: str, pieces: int, prompt_only: bool = False) -> Usage:
+        """Usage the upstream did not report, counted here; marked estimated."""
+        call, model = ex.call, ex.model
+        if model.counter is not None:
+            if call.endpoint == CHAT:
+                prompt = model.counter.count_chat(call.body.get("messages") or [])
+            else:
+                prompt = estimate.completion_prompt_bound(call.body, model.counter)
+        else:
+            prompt = -(-self._prompt_bound(call, model) // ESTIMATE_BYTES_PER_TOKEN)
+        completion = 0 if prompt_only or call.endpoint == EMBEDDINGS else estimate.text_tokens(text, model.counter, pieces)
+        return Usage(prompt, completion, estimated=True)
+
+    async def _settle(self, ex: Exchange, usage: Usage, status: int, error: str | None) -> Settled:
+        grant = ex.grant
+        cost = ex.model.cost(usage.prompt_tokens, usage.completion_tokens)
+        if cost > grant.amount:
+            error = (error + "; " if error else "") + f"cost {cost} capped at the reservation"
+        record = self._record(ex, status, error, usage)
+        record.window_start = grant.window_start("subscription")
+        record.key_window_start = grant.window_start("key")
+        settled = await self.ledger.settle(grant, cost, record)
+        self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
+        self._observe(ex.call, record)
+        return settled
+
+    async def _settle_failed(self, ex: Exchange, sink: Sink, refusal: UpstreamBroke) -> None:
+        """The upstream answered and then failed: charge the prompt it read, tell the client."""
+        usage = self._estimate(ex, "", 0, prompt_only=True)
+        await self._settle(ex, usage, UPSTREAM_FAILED, refusal.message)
+        await sink.refuse(ex, refusal)
+
+    def _record(self, ex: Exchange, status: int, error: str | None, usage: Usage | None) -> UsageRecord:
+        ctx, call, model = ex.ctx, ex.call, ex.model
+        return UsageRecord(
+            request_id=call.request_id, created_at=ex.started, account_id=ctx.account.id, key_id=ctx.key.id,
+            subscription_id=ctx.key.subscription_id, model=model.id, upstream_model=model.config.upstream_model,
+            route=call.route, endpoint=call.endpoint, status=status,
+            input_tokens=usage.prompt_tokens if usage else 0, output_tokens=usage.completion_tokens if usage else 0,
+            cost=0, latency_ms=ex.latency_ms(), estimated=bool(usage and usage.estimated),
+            stream=call.stream, fallbacks=ex.fallbacks, error=error, session=call.session,
+            cached_prefix_tokens=usage.cached_tokens if usage else None, request_text=call.request_text,
+            client=call.client,
+        )
+
+    async def _refuse(self, ex: Exchange, sink: Sink, refusal: Refusal, error: str) -> None:
+        """Record the refusal with the status the client is told (nothing is charged), then tell it."""
+        await self._record_failure(ex, sink.status_for(refusal), error)
+        await sink.refuse(ex, refusal)
+
+    async def _record_failure(self, ex: Exchange, status: int, error: str) -> None:
+        record = self._record(ex, status, error, None)
+        self._observe(ex.call, record)
+        await self.ledger.record(record)
+
+    def _observe(self, call: Call, record: UsageRecord) -> None:
+        if self.metrics is not None and call.route is not None:
+            self.metrics.observe(f"{call.profile}:{call.route}", record.model, record.status, record.latency_ms,
+                                 record.cost, record.input_tokens, record.output_tokens, record.fallbacks)
+
+
+def usage_block(usage: Usage) -> dict:
+    """An OpenAI usage object for usage the gateway counted itself (`estimated: true`)."""
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens, "estimated": usage.estimated}
+
+
+def _answer_text(obj: dict) -> str:
+    texts = []
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message") or {}
+            texts.append(estimate.message_text(message) if isinstance(message, dict) else "")
+            if isinstance(choice.get("text"), str):
+                texts.append(choice["text"])
+    return "".join(texts)
+
+
+def _upstream_error_text(raw: bytes) -> tuple[str, str]:
+    try:
+        obj = orjson.loads(raw)
+        error = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(error, dict):
+            return str(error.get("message") or "upstream error"), str(error.get("code") or "upstream_error")
+        if isinstance(error, str):
+            return error, "upstream_error"
+    except orjson.JSONDecodeError:
+        pass
+    return (raw[:300].decode("utf-8", "replace") or "upstream error"), "upstream_error"

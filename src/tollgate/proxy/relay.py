@@ -1,0 +1,69 @@
+"""Sending a request upstream: least-loaded deployment first, then the model's fallback chain.
+
+A connect error, a timeout, a 5xx or an upstream 429 moves on to the next
+deployment, then to the next model; any other answer (a 200, or a 4xx that
+is the client's fault) is the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tollgate.domain.refusals import UpstreamUnavailable
+from tollgate.proxy.models import ServedModel
+from tollgate.proxy.upstream.base import Upstream, UpstreamError, UpstreamResponse
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: ServedModel
+    upstream: Upstream
+    response: UpstreamResponse
+    fallbacks: int
+
+
+# Builds the body for one model of the chain, or None when the reservation cannot pay for it.
+BodyBuilder = Callable[[ServedModel], bytes | None]
+
+
+async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_id: str | None = None) -> Attempt:
+    """The first usable response along the chain. The caller must `done(attempt)` when finished.
+
+    Raises UpstreamUnavailable when every deployment of every model failed.
+    """
+    failures: list[str] = []
+    timed_out = False
+    tried = 0
+    for model in chain:
+        body = build(model)
+        if body is None:
+            failures.append(f"{model.id}: the reservation cannot pay for this model")
+            continue
+        for upstream in model.pick():
+            upstream.inflight += 1
+            try:
+                response = await upstream.send(path, body, request_id)
+            except UpstreamError as exc:
+                upstream.inflight -= 1
+                timed_out = timed_out or exc.kind == "timeout"
+                failures.append(f"{model.id} via {upstream.name}: {exc}")
+                tried += 1
+                continue
+            except BaseException:
+                upstream.inflight -= 1
+                raise
+            if response.status in RETRY_STATUSES:
+                upstream.inflight -= 1
+                failures.append(f"{model.id} via {upstream.name}: HTTP {response.status}")
+                await response.aclose()
+                tried += 1
+                continue
+            return Attempt(model, upstream, response, tried)
+    raise UpstreamUnavailable(failures, timed_out)
+
+
+def done(attempt: Attempt) -> None:
+    attempt.upstream.inflight -= 1

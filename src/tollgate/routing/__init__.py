@@ -1,1 +1,0 @@
-"""Routing for model `auto`: a local classifier or an LLM judge picks the category; route tables pick the models."""

@@ -1,0 +1,71 @@
+"""The ASGI app of a running gateway: services opened at start-up, routes mounted on them."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable
+
+from tollgate.accounts.auth import AdminAuth, ConsumptionAuth, ManagementAuth
+from tollgate.config.schema import Config
+from tollgate.costlab.live_api import overhead_report
+from tollgate.http.admin import AdminAPI
+from tollgate.http.anthropic import AnthropicAPI
+from tollgate.http.app import App
+from tollgate.http.manage import ManagementAPI
+from tollgate.http.openai import DataPlane, OpenAIAPI
+from tollgate.http.request import Router
+from tollgate.serve.services import Services, open_services
+from tollgate.serve.setup import admin_token
+
+log = logging.getLogger("tollgate.serve")
+
+
+def mount(router: Router, services: Services, admin_hash: str) -> None:
+    config, store = services.config, services.store
+    max_body = config.server.max_body_bytes
+    plane = DataPlane(ConsumptionAuth(store, services.clock), services.resolver, services.flow, max_body,
+                      config.server.store_request_text)
+    OpenAIAPI(plane, services.registry, services.ledger, services.admitter, services.clock).mount(router)
+    AnthropicAPI(plane).mount(router)
+    ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
+                  overhead=overhead_report(config.models)).mount(router)
+    AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock,
+             services.metrics).mount(router)
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built at start-up out of the collector's way, and collect young objects less often.
+
+    The request path allocates many short-lived objects and few cycles; a full
+    young-generation pass every 700 allocations over the long-lived start-up
+    objects is a visible share of a request's cost and of its tail latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def create_app(config: Config, announce: Callable[[Services, str | None], None] | None = None,
+               clock: Callable[[], float] = time.time) -> App:
+    """An app that opens everything on start-up and closes it (flushing the ledger) on shutdown."""
+    router = Router()
+    state: dict[str, Services] = {}
+
+    async def startup() -> None:
+        services = await open_services(config, clock)
+        state["services"] = services
+        digest, shown_once = await admin_token(services.store, config.server.admin_token)
+        mount(router, services, digest)
+        settle_garbage_collector()
+        if announce is not None:
+            announce(services, shown_once)
+
+    async def shutdown() -> None:
+        services = state.pop("services", None)
+        if services is not None:
+            await services.close()
+            log.info("shut down cleanly: every usage record is written")
+
+    return App(router, on_startup=[startup], on_shutdown=[shutdown])

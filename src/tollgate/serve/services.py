@@ -1,0 +1,100 @@
+"""Every long-lived object of a running gateway, built once from the config and passed explicitly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tollgate.accounts.service import AccountService
+from tollgate.config.schema import Config
+from tollgate.ledger.embedded import EmbeddedLedger
+from tollgate.ledger.protocol import BudgetLedger
+from tollgate.ledger.ratelimit import RateLimiter
+from tollgate.ledger.writer import LedgerWriter
+from tollgate.proxy.admission import Admitter, KeyLimits
+from tollgate.proxy.flow import Flow
+from tollgate.proxy.metrics import RouteMetrics
+from tollgate.proxy.models import ModelRegistry
+from tollgate.proxy.resolve import AutoRouter, ModelResolver
+from tollgate.proxy.upstream.base import Upstream
+from tollgate.proxy.upstream.factory import build_upstream
+from tollgate.serve.setup import open_configured_store
+from tollgate.store.base import Store
+
+log = logging.getLogger("tollgate.serve")
+
+CREDIT_KEY_LIMITS = KeyLimits(rpm=60, tpm=100_000)
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    writer: LedgerWriter
+    ledger: BudgetLedger
+    limiter: RateLimiter
+    accounts: AccountService
+    upstreams: dict[str, Upstream]
+    registry: ModelRegistry
+    resolver: ModelResolver
+    admitter: Admitter
+    flow: Flow
+    metrics: RouteMetrics
+    clock: Callable[[], float] = time.time
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.ledger.close()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+        await self.store.close()
+
+
+async def open_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+    store = await open_configured_store(config)
+    writer = LedgerWriter(store)
+    ledger = EmbeddedLedger(
+        store, writer, reservation_ttl=config.server.reservation_ttl,
+        admission_wait=config.server.admission_wait, clock=clock,
+    )
+    await ledger.start()
+    upstreams = {u.name: build_upstream(u) for u in config.upstreams}
+    for upstream in upstreams.values():
+        await upstream.start()
+    registry = ModelRegistry.build(config, upstreams)
+    metrics = RouteMetrics()
+    router: AutoRouter | None = build_auto_router(config, registry, ledger, metrics)
+    limiter = RateLimiter()
+    admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS)
+    services = Services(
+        config=config, store=store, writer=writer, ledger=ledger, limiter=limiter,
+        accounts=AccountService(store, clock), upstreams=upstreams, registry=registry,
+        resolver=ModelResolver(registry, router), admitter=admitter, flow=Flow(admitter, ledger, clock, metrics),
+        metrics=metrics, clock=clock,
+    )
+    services.tasks.append(asyncio.get_running_loop().create_task(_expire_forever(ledger)))
+    return services
+
+
+def build_auto_router(config: Config, registry: ModelRegistry, ledger: BudgetLedger,
+                      metrics: RouteMetrics) -> AutoRouter | None:
+    """The `auto` router, when the config has route tables (see tollgate.routing)."""
+    if not config.routes:
+        return None
+    from tollgate.proxy.routing.router import build_router
+
+    return build_router(config, registry, ledger, metrics)
+
+
+async def _expire_forever(ledger: BudgetLedger) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await ledger.expire()
+        except Exception:
+            log.exception("expiring reservations failed")

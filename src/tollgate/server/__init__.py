@@ -1,1 +1,0 @@
-"""Putting the gateway together from a config, and running it."""

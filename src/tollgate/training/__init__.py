@@ -1,0 +1,1 @@
+"""Training and evaluating the `auto` classifier (an application: the gateway only loads what it wrote)."""

@@ -1,0 +1,82 @@
+"""Every domain refusal has one HTTP rendering, and each API writes it in its own shape."""
+
+from __future__ import annotations
+
+import inspect
+
+import orjson
+import pytest
+
+from tollgate.domain import refusals
+from tollgate.domain.pools import Pool
+from tollgate.domain.refusals import (
+    BudgetExhausted,
+    Conflict,
+    Invalid,
+    KeyRefused,
+    ModelRefused,
+    NotFound,
+    RateLimited,
+    Refusal,
+    UpstreamBroke,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from tollgate.http.refusals import api_error
+
+NOW = 1_764_000_000
+POOL = Pool("sub:s1", "subscription", 140_000_000, 5 * 3600)
+
+CASES = [
+    (NotFound("no such key", param="key_id"), 404, "not_found"),
+    (Invalid("name must be a non-empty string", param="name"), 400, "invalid_request"),
+    (Conflict("plan exists"), 409, "conflict"),
+    (KeyRefused(KeyRefused.INVALID, "invalid API key"), 401, "invalid_api_key"),
+    (KeyRefused(KeyRefused.REVOKED, "revoked"), 403, "key_revoked"),
+    (KeyRefused(KeyRefused.SUBSCRIPTION_EXPIRED, "expired"), 403, "subscription_expired"),
+    (KeyRefused(KeyRefused.INVALID_MANAGEMENT, "bad mk"), 401, "invalid_management_key"),
+    (KeyRefused(KeyRefused.INVALID_ADMIN, "bad token"), 401, "invalid_admin_token"),
+    (ModelRefused(ModelRefused.NOT_FOUND, "no model"), 404, "model_not_found"),
+    (ModelRefused(ModelRefused.NOT_SUPPORTED, "chat only"), 400, "model_not_supported"),
+    (ModelRefused(ModelRefused.NOT_ALLOWED, "not in plan"), 403, "model_not_allowed"),
+    (BudgetExhausted(POOL, NOW + 3600), 429, "budget_exceeded"),
+    (BudgetExhausted(Pool("credit:a", "credits", 0, None), None), 429, "insufficient_credits"),
+    (RateLimited("rpm", 60, 2.5), 429, "rate_limit_exceeded"),
+    (UpstreamUnavailable(["m via u: HTTP 503"], timed_out=False), 502, "upstream_unavailable"),
+    (UpstreamUnavailable(["m via u: timed out"], timed_out=True), 504, "upstream_timeout"),
+    (UpstreamBroke("the upstream sent an answer that is not JSON"), 502, "upstream_error"),
+    (UpstreamBroke("cut", timed_out=True), 504, "upstream_timeout"),
+    (UpstreamRejected(422, "bad_param", "temperature is out of range"), 422, "bad_param"),
+]
+
+
+@pytest.mark.parametrize(("refusal", "status", "code"), CASES, ids=[type(c[0]).__name__ + ":" + c[2] for c in CASES])
+def test_each_refusal_renders_with_its_status_and_code(refusal: Refusal, status: int, code: str) -> None:
+    error = api_error(refusal)
+    assert (error.status, error.code) == (status, code)
+    openai = orjson.loads(error.openai_body())["error"]
+    anthropic = orjson.loads(error.anthropic_body())
+    envelope = orjson.loads(error.envelope_body())
+    assert openai["code"] == code and openai["message"] == error.message
+    assert anthropic["type"] == "error" and anthropic["error"]["message"] == error.message
+    assert envelope["success"] is False and envelope["error"]["code"] == code
+
+
+def test_every_concrete_refusal_in_the_domain_has_a_case() -> None:
+    """A refusal added to the domain without a rendering here would fall to a generic 400."""
+    concrete = {cls for _, cls in inspect.getmembers(refusals, inspect.isclass)
+                if issubclass(cls, Refusal) and cls not in (Refusal, refusals.AccountError)}
+    assert concrete == {type(refusal) for refusal, _, _ in CASES}
+
+
+def test_the_budget_refusal_keeps_the_429_contract() -> None:
+    error = api_error(BudgetExhausted(POOL, NOW + 3600))
+    headers = dict(error.headers)
+    assert "usage limit" in error.message and "5h window" in error.message
+    assert headers[b"x-should-retry"] == b"false" and int(headers[b"retry-after"]) >= 1
+    assert error.extra["reset_at"] == "2025-11-24T17:00:00Z"
+    assert error.code != "insufficient_quota"
+
+
+def test_model_refusals_name_the_model_parameter() -> None:
+    assert api_error(ModelRefused(ModelRefused.NOT_FOUND, "no model")).param == "model"
