@@ -6,7 +6,7 @@
 # Environment: GW_BASE_URL (from the harness), TOLLGATE_ADMIN_TOKEN (as bench/gateway.sh).
 set -euo pipefail
 : "${GW_BASE_URL:?}"
-TOKEN="${TOLLGATE_ADMIN_TOKEN:-bench-operator-token}"
+TOKEN="${TOLLGATE_ADMIN_TOKEN:-bench_SJzEDZUiuxx-OYXWSB0WV7iY5nopxXNAN8L2N5g6GPE}"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
 post() {  # post URL AUTH BODY
   curl -sS --fail-with-body --max-time 30 -X POST "$1" -H "Authorization: Bearer $2" \

@@ -10,13 +10,13 @@
 #
 # Environment from the harness: GW_PORT, UPSTREAM_BASE_URL, GW_WORKDIR, GW_INFO_FILE.
 # Optional: TOLLGATE_PYTHON (default: the repo's .venv), BENCH_MODEL,
-#           TOLLGATE_ADMIN_TOKEN (default: a fixed bench token).
+#           TOLLGATE_ADMIN_TOKEN (default: a fixed bench token; 32+ characters, as tollgate requires).
 set -euo pipefail
 : "${GW_PORT:?}" "${UPSTREAM_BASE_URL:?}" "${GW_WORKDIR:?}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${TOLLGATE_PYTHON:-$REPO/.venv/bin/python}"
 MODEL="${BENCH_MODEL:-fake-gpt-4o-mini}"
-export TOLLGATE_ADMIN_TOKEN="${TOLLGATE_ADMIN_TOKEN:-bench-operator-token}"
+export TOLLGATE_ADMIN_TOKEN="${TOLLGATE_ADMIN_TOKEN:-bench_SJzEDZUiuxx-OYXWSB0WV7iY5nopxXNAN8L2N5g6GPE}"
 mkdir -p "$GW_WORKDIR"
 CONFIG="$GW_WORKDIR/tollgate.toml"
 cat > "$CONFIG" <<TOML
@@ -49,7 +49,7 @@ name = "Bench"
 window = "1d"
 budget_per_window = 1000000
 rpm = 1000000000
-tpm = 1000000000000
+tpm = 1000000000
 TOML
 
 "$PY" - "$CONFIG" > "${GW_INFO_FILE:-/dev/null}" <<'PY'

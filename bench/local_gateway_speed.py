@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -65,7 +66,7 @@ def through_gateway(client: httpx.Client, url: str, key: str, max_tokens: int) -
 
 def start_gateway(workdir: Path) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
-    env = {**os.environ, "TOLLGATE_PORT": str(port), "TOLLGATE_ADMIN_TOKEN": "bench-token",
+    env = {**os.environ, "TOLLGATE_PORT": str(port), "TOLLGATE_ADMIN_TOKEN": "bench_" + secrets.token_urlsafe(32),
            "TOLLGATE_DATABASE": f"sqlite:///{workdir / 'tollgate.db'}"}
     proc = subprocess.Popen([sys.executable, "-m", "tollgate", "serve"], cwd=workdir, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -52,10 +52,11 @@ def read_response(s: socket.socket, buffer: bytearray) -> tuple[int, dict, bytes
 
 
 def test_keep_alive_and_pipelined_requests_are_answered_in_order(gateway):
+    key = gateway.key()
     s = connect(gateway)
     buffer = bytearray()
     one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-    two = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+    two = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key['sk']}\r\n\r\n".encode()
     s.sendall(one + two + one)  # three requests in one write
     answers = [read_response(s, buffer) for _ in range(3)]
     assert [a[0] for a in answers] == [200, 200, 200]

@@ -121,12 +121,49 @@ def test_completions_and_embeddings(gateway):
 
 
 def test_models_lists_what_the_gateway_serves_with_prices(gateway):
-    data = httpx.get(gateway.url + "/v1/models").json()["data"]
+    key = gateway.key()
+    data = httpx.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {key['sk']}"}).json()["data"]
     by_id = {m["id"]: m for m in data}
     assert set(by_id) == {"fake-chat", "fake-embed"}
     assert by_id["fake-chat"]["pricing"]["input_per_mtok"] == 1.0
     assert by_id["fake-chat"]["pricing"]["output_per_mtok"] == 2.0
     assert by_id["fake-chat"]["aliases"] == ["fc"]
+    assert {m.id for m in client(gateway, key).models.list()} == set(by_id)
+
+
+def test_models_answer_401_without_a_valid_key_like_openai(gateway):
+    """Clients' "test connection" buttons call GET /v1/models: a wrong key must fail there."""
+    key = gateway.key()
+    gateway.manage("DELETE", f"/api/keys/{key['key_id']}", key["mk"])
+    for path in ("/v1/models", "/v1/models/fake-chat", "/v1/models/no-such-model"):
+        assert httpx.get(gateway.url + path).status_code == 401
+        for token in ("sk_not_a_key", "wrong", key["mk"], gateway.admin_token):
+            r = httpx.get(gateway.url + path, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401, (path, token, r.text)
+            assert r.json()["error"]["code"] == "invalid_api_key"
+        r = httpx.get(gateway.url + path, headers={"Authorization": f"Bearer {key['sk']}"})  # revoked
+        assert r.status_code == 403 and r.json()["error"]["code"] == "key_revoked"
+    bad = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk_not_a_key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.retrieve("fake-chat")
+
+
+def test_one_model_by_id_or_alias_and_404_for_an_unknown_one(gateway):
+    key = gateway.key()
+    c = client(gateway, key)
+    model = c.models.retrieve("fake-chat")
+    assert (model.id, model.object, model.owned_by) == ("fake-chat", "model", "tollgate")
+    listed = {m.id: m for m in c.models.list()}
+    assert model.model_dump() == listed["fake-chat"].model_dump()
+    assert c.models.retrieve("fc").id == "fake-chat"  # an alias names the same model
+    assert c.models.retrieve("fake-embed").capabilities == ["embeddings"]
+    with pytest.raises(openai.NotFoundError) as info:
+        c.models.retrieve("no-such-model")
+    error = info.value.body
+    assert info.value.status_code == 404
+    assert error["code"] == "model_not_found" and error["param"] == "model" and "no-such-model" in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ def test_turn_is_billed_exactly_what_openclaw_received(exec_openclaw, target):
 def spend_budget(target: Target, key) -> dict:
     """Spend the key's window with ordinary requests; returns the budget 429's error."""
     for _ in range(500):
-        status, body = chat(target, key, "spend " * 200)
+        status, body = chat(target, key, "spend " * 2000)
         if status == 429:
             assert error_code(body) == "budget_exceeded", body
             return body["error"]
@@ -68,7 +68,9 @@ def spend_budget(target: Target, key) -> dict:
 
 
 def test_spent_budget_fails_the_turn_at_once_with_our_message(exec_openclaw, target):
-    key = target.new_key(budget_usd="0.002", window="5h", rpm=6000)
+    # Room for one of OpenClaw's 25-49K character prompts (a budget smaller than its smallest cost
+    # would answer 400 request_exceeds_budget, not the 429), spent by smaller requests first.
+    key = target.new_key(budget_usd="0.02", window="5h", rpm=6000)
     spent = spend_budget(target, key)
     configure(exec_openclaw, target, key)
     before = len(target.records(key))

@@ -15,7 +15,8 @@ import httpx
 from tests.support.toml import dumps
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN_TOKEN = "tga_test_operator_token_0123456789"
+# An operator token as strong as tollgate requires (32+ characters, not guessable).
+ADMIN_TOKEN = "tga_test_Hzx9VN2oyKJI0wFt-4vdezM79DsMliZgu04rHsO8r0A"
 
 
 def free_port() -> int:

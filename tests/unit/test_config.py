@@ -1,3 +1,5 @@
+import secrets
+
 import pytest
 
 from tollgate.config import ConfigError, load_config
@@ -29,10 +31,11 @@ def test_plan_defaults_are_applied(tmp_path):
 
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n')
-    config = load_config(path, env={"TOLLGATE_PORT": "9100", "TOLLGATE_ADMIN_TOKEN": "t"})
+    token = "tga_" + secrets.token_urlsafe(32)
+    config = load_config(path, env={"TOLLGATE_PORT": "9100", "TOLLGATE_ADMIN_TOKEN": token})
     assert config.server.port == 9100
     assert config.server.host == "0.0.0.0"
-    assert config.server.admin_token == "t"
+    assert config.server.admin_token == token
 
 
 def test_a_full_config_is_read_exactly(tmp_path):

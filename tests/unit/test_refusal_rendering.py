@@ -18,6 +18,8 @@ from tollgate.domain.refusals import (
     NotFound,
     RateLimited,
     Refusal,
+    RequestExceedsBudget,
+    TooManyFailures,
     UpstreamBroke,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -36,12 +38,14 @@ CASES = [
     (KeyRefused(KeyRefused.SUBSCRIPTION_EXPIRED, "expired"), 403, "subscription_expired"),
     (KeyRefused(KeyRefused.INVALID_MANAGEMENT, "bad mk"), 401, "invalid_management_key"),
     (KeyRefused(KeyRefused.INVALID_ADMIN, "bad token"), 401, "invalid_admin_token"),
+    (TooManyFailures(7.5), 429, "too_many_failed_attempts"),
     (ModelRefused(ModelRefused.NOT_FOUND, "no model"), 404, "model_not_found"),
     (ModelRefused(ModelRefused.NOT_SUPPORTED, "chat only"), 400, "model_not_supported"),
     (ModelRefused(ModelRefused.NOT_ALLOWED, "not in plan"), 403, "model_not_allowed"),
     (BudgetExhausted(POOL, NOW + 3600), 429, "budget_exceeded"),
     (BudgetExhausted(Pool("credit:a", "credits", 0, None), None), 429, "insufficient_credits"),
     (RateLimited("rpm", 60, 2.5), 429, "rate_limit_exceeded"),
+    (RequestExceedsBudget(POOL, 150_000_000), 400, "request_exceeds_budget"),
     (UpstreamUnavailable(["m via u: HTTP 503"], timed_out=False), 502, "upstream_unavailable"),
     (UpstreamUnavailable(["m via u: timed out"], timed_out=True), 504, "upstream_timeout"),
     (UpstreamBroke("the upstream sent an answer that is not JSON"), 502, "upstream_error"),
@@ -78,5 +82,23 @@ def test_the_budget_refusal_keeps_the_429_contract() -> None:
     assert error.code != "insufficient_quota"
 
 
+def test_a_request_that_can_never_fit_is_a_400_that_says_by_how_much() -> None:
+    key_pool = Pool("key:k1", "key", 100_000, 3600)
+    error = api_error(RequestExceedsBudget(key_pool, 123_456))
+    assert (error.status, error.code, error.type) == (400, "request_exceeds_budget", "invalid_request_error")
+    assert dict(error.headers) == {b"x-should-retry": b"false"}  # no retry-after: no reset helps
+    assert "$0.000123456" in error.message and "$0.000023456 more than" in error.message
+    assert "this key's whole 1h budget of $0.0001" in error.message
+    assert "usage limit" not in error.message and "reset_at" not in error.extra
+    anthropic = orjson.loads(error.anthropic_body())["error"]
+    assert anthropic["type"] == "invalid_request_error" and anthropic["code"] == "request_exceeds_budget"
+
+
 def test_model_refusals_name_the_model_parameter() -> None:
     assert api_error(ModelRefused(ModelRefused.NOT_FOUND, "no model")).param == "model"
+
+
+def test_too_many_failed_operator_tokens_say_when_to_try_again() -> None:
+    error = api_error(TooManyFailures(7.5))
+    assert dict(error.headers)[b"retry-after"] == b"8" and "8s" in error.message
+    assert dict(api_error(TooManyFailures(0.2)).headers)[b"retry-after"] == b"1"

@@ -9,8 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subscription
+from tollgate.domain.bounds import (
+    check_budget,
+    check_credits_total,
+    check_end_user,
+    check_metadata,
+    check_period_days,
+    check_rate,
+    check_window,
+)
 from tollgate.domain.refusals import Conflict, Invalid, NotFound
 from tollgate.domain.secrets import (
     CONSUMPTION_PREFIX,
@@ -31,6 +41,14 @@ def _name(value: object, field: str = "name") -> str:
     if len(value) > MAX_NAME:
         raise Invalid(f"{field} must be at most {MAX_NAME} characters", param=field)
     return value.strip()
+
+
+def _bounded(value: object, check: Callable[[Any], Any], field: str, label: str | None = None) -> Any:
+    """`value` through one of `tollgate.domain.bounds`' checks; out of bounds is Invalid naming `field`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise Invalid(f"{label or field} {exc}", param=field) from None
 
 
 class AccountService:
@@ -71,7 +89,9 @@ class AccountService:
     async def grant_credits(self, account_id: str, amount: int, note: str | None = None) -> Account:
         if amount <= 0:
             raise Invalid("amount must be a positive number of dollars", param="amount")
-        await self.account(account_id)
+        _bounded(amount, check_budget, "amount")
+        account = await self.account(account_id)
+        _bounded(account.credits_granted + amount, check_credits_total, "amount")
         return await self.store.add_credits(account_id, amount, note, self._now())
 
     # -- plans --------------------------------------------------------------
@@ -86,6 +106,13 @@ class AccountService:
         return plan
 
     async def create_plan(self, plan: Plan) -> Plan:
+        """Create or change an operator plan, every number within `tollgate.domain.bounds`."""
+        _bounded(plan.window, check_window, "window")
+        _bounded(plan.period_days, check_period_days, "period_days")
+        _bounded(plan.budget_per_window, check_budget, "budget_per_window")
+        _bounded(plan.price_monthly, check_budget, "price_monthly")
+        _bounded(plan.rpm, check_rate, "rpm")
+        _bounded(plan.tpm, check_rate, "tpm")
         existing = await self.store.get_plan(plan.slug)
         if existing is not None and existing.source == "config":
             raise Conflict(f"plan {plan.slug!r} is defined in the config file; change it there", param="slug")
@@ -102,8 +129,7 @@ class AccountService:
         plan = await self.plan(plan_slug)
         if period_days is None:
             period_days = plan.period_days
-        if isinstance(period_days, bool) or not isinstance(period_days, int) or period_days < 1:
-            raise Invalid("period_days must be a whole number of days, at least 1", param="period_days")
+        _bounded(period_days, check_period_days, "period_days")
         now = self._now()
         subscription = Subscription(
             id=new_id("sub"), account_id=account_id, plan_slug=plan.slug, status="active", created_at=now,
@@ -173,10 +199,15 @@ class AccountService:
     ) -> tuple[ApiKey, str]:
         if (budget_limit is None) != (budget_window is None):
             raise Invalid("a key budget needs both a limit and a window", param="budget")
-        if end_user is not None and not isinstance(end_user, str):
-            raise Invalid("endUser must be a string", param="endUser")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise Invalid("metadata must be a JSON object", param="metadata")
+        if budget_limit is not None:
+            if budget_limit <= 0:
+                raise Invalid("budget limit must be more than zero", param="budget")
+            _bounded(budget_limit, check_budget, "budget", "budget limit")
+            _bounded(budget_window, check_window, "budget", "budget window")
+        if end_user is not None:
+            _bounded(end_user, check_end_user, "endUser")
+        if metadata is not None:
+            _bounded(metadata, check_metadata, "metadata")
         secret = new_secret(CONSUMPTION_PREFIX)
         key = ApiKey(
             id=new_id("key"), account_id=account_id, type=key_type, name=_name(name), prefix=display_prefix(secret),

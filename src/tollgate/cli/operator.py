@@ -229,9 +229,11 @@ async def quickstart(svc: AccountService, args: argparse.Namespace) -> int:
 async def admin_token_create(svc: AccountService, args: argparse.Namespace) -> int:
     _, token = await admin_token(svc.store, None, rotate=args.rotate)
     if token is None:
-        print("An operator token is already set (only its hash is stored). Use --rotate to replace it.")
+        print("An operator token is already set (only its salted hash is stored). Use --rotate to replace it.")
     else:
         print(f"Operator token (shown once): {token}")
+        print("A running gateway takes it at its next start (a TOLLGATE_ADMIN_TOKEN or server.admin_token, "
+              "when set, replaces it there).")
     return 0
 
 

@@ -15,9 +15,12 @@ from tollgate.config.schema import (
     ModelConfig,
     PlanConfig,
     RouteProfile,
+    HTTPLimits,
     ServerConfig,
     UpstreamConfig,
 )
+from tollgate.domain.bounds import check_budget, check_period_days, check_rate, check_window
+from tollgate.domain.secrets import MAKE_TOKEN, operator_token_problem
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -64,6 +67,7 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         store_request_text=t.bool("store_request_text", d.store_request_text),
         http=t.str("http", d.http),
         admin_token=t.str("admin_token", None),
+        limits=_limits(t.table("limits")),
     )
     t.done()
     overrides: dict = {}
@@ -82,6 +86,9 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         overrides["admin_token"] = env["TOLLGATE_ADMIN_TOKEN"]
     if overrides:
         server = ServerConfig(**{**server.__dict__, **overrides})
+    if server.admin_token is not None:
+        _check_admin_token(server.admin_token, "TOLLGATE_ADMIN_TOKEN" if env.get("TOLLGATE_ADMIN_TOKEN")
+                           else "server.admin_token")
     if server.database.startswith(("postgresql://", "postgres://")):
         raise ConfigError("server.database: PostgreSQL is not available in this version yet (the store interface is "
                           "ready for it); use sqlite:///PATH")
@@ -97,6 +104,29 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
     if server.budget_store != "embedded":
         raise ConfigError(f"server.budget_store: expected \"embedded\", got {server.budget_store!r}")
     return server
+
+
+def _limits(t: Table) -> HTTPLimits:
+    d = HTTPLimits()
+    limits = HTTPLimits(
+        max_url_bytes=t.int("max_url_bytes", d.max_url_bytes, minimum=256),
+        max_header_bytes=t.int("max_header_bytes", d.max_header_bytes, minimum=1024),
+        max_headers=t.int("max_headers", d.max_headers, minimum=8),
+        header_timeout=t.number("header_timeout", d.header_timeout, minimum=0.01),
+        body_timeout=t.number("body_timeout", d.body_timeout, minimum=0.01),
+        keepalive_timeout=t.number("keepalive_timeout", d.keepalive_timeout, minimum=0.01),
+        write_timeout=t.number("write_timeout", d.write_timeout, minimum=0.01),
+        max_connections=t.int("max_connections", d.max_connections, minimum=1),
+    )
+    t.done()
+    return limits
+
+
+def _check_admin_token(token: str, where: str) -> None:
+    """A weak operator token stops the start with one line that says how to make a good one."""
+    problem = operator_token_problem(token)
+    if problem is not None:
+        raise ConfigError(f"{where}: the operator token {problem}; make a strong one with: {MAKE_TOKEN}")
 
 
 def _upstream(t: Table) -> UpstreamConfig:
@@ -116,6 +146,7 @@ def _upstream(t: Table) -> UpstreamConfig:
         connect_timeout=t.number("connect_timeout", d.connect_timeout, minimum=0.001),
         first_byte_timeout=t.number("first_byte_timeout", d.first_byte_timeout, minimum=0.001),
         max_connections=t.int("max_connections", d.max_connections, minimum=1),
+        max_response_bytes=t.int("max_response_bytes", d.max_response_bytes, minimum=1024),
         model_path=t.str("model_path", None),
         threads=t.int("threads", None, minimum=1),
         context=t.int("context", d.context, minimum=64),
@@ -135,8 +166,8 @@ def _model(t: Table) -> ModelConfig:
         upstream_model=t.str("upstream_model", model_id),
         input_per_mtok=t.usd("input_per_mtok"),
         output_per_mtok=t.usd("output_per_mtok", 0 if embedding else REQUIRED),
-        context=t.int("context", 8192, minimum=1),
-        max_output=t.int("max_output", 0 if embedding else 4096, minimum=0),
+        context=t.bounded("context", t.int("context", 8192, minimum=1), _tokens),
+        max_output=t.bounded("max_output", t.int("max_output", 0 if embedding else 4096, minimum=0), _tokens),
         capabilities=capabilities,
         aliases=t.str_list("aliases", ()),
         fallbacks=t.str_list("fallbacks", ()),
@@ -148,16 +179,27 @@ def _model(t: Table) -> ModelConfig:
     return model
 
 
+# A model's context and max_output: far above any model's, far below what overflows a reservation.
+MAX_MODEL_TOKENS = 100_000_000
+
+
+def _tokens(value: int) -> int:
+    if value > MAX_MODEL_TOKENS:
+        raise ValueError(f"must be at most {MAX_MODEL_TOKENS} tokens, got {value}")
+    return value
+
+
 def _plan(t: Table) -> PlanConfig:
+    """A plan, every number within `tollgate.domain.bounds` (a window of at most 365d, ...)."""
     plan = PlanConfig(
         slug=t.str("slug"),
         name=t.str("name", None) or "",
-        price_monthly=t.usd("price_monthly", 0),
-        period_days=t.int("period_days", 30, minimum=1),
-        window=t.duration("window", 5 * 3600),
-        budget_per_window=t.usd("budget_per_window"),
-        rpm=t.int("rpm", 60, minimum=1),
-        tpm=t.int("tpm", 100_000, minimum=1),
+        price_monthly=t.bounded("price_monthly", t.usd("price_monthly", 0), check_budget),
+        period_days=t.bounded("period_days", t.int("period_days", 30, minimum=1), check_period_days),
+        window=t.bounded("window", t.duration("window", 5 * 3600), check_window),
+        budget_per_window=t.bounded("budget_per_window", t.usd("budget_per_window"), check_budget),
+        rpm=t.bounded("rpm", t.int("rpm", 60, minimum=1), check_rate),
+        tpm=t.bounded("tpm", t.int("tpm", 100_000, minimum=1), check_rate),
         models=t.str_list("models", None),
     )
     t.done()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tollgate.domain.durations import parse_duration
@@ -92,6 +93,14 @@ class Table:
             return value
         try:
             return parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.key(name)}: {exc}") from None
+
+    def bounded(self, name: str, value: Any, check: Callable[[Any], Any]) -> Any:
+        """`value` (read from `name`) through one of `tollgate.domain.bounds`' checks, its ValueError
+        worded as this key's ConfigError."""
+        try:
+            return check(value)
         except ValueError as exc:
             raise ConfigError(f"{self.key(name)}: {exc}") from None
 

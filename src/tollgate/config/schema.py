@@ -9,6 +9,25 @@ from tollgate.domain.accounts import Plan
 CATEGORIES = ("simple", "general", "reasoning", "code", "agent")
 
 
+@dataclass(frozen=True, slots=True)
+class HTTPLimits:
+    """What the HTTP server grants one client (`[server.limits]`): every size and wait bounded.
+
+    A request head too large gets 414/431 before it is buffered, one that does not arrive in
+    time 408, an idle connection is closed, a reader that does not read is cut off (its
+    request settled for what was sent), and connections beyond the cap get 503.
+    """
+
+    max_url_bytes: int = 8192  # the request target (path and query): 414 beyond
+    max_header_bytes: int = 65536  # the request line and every header together: 431 beyond
+    max_headers: int = 100  # header fields in one request: 431 beyond
+    header_timeout: float = 10.0  # from a request's first byte to the end of its headers: 408
+    body_timeout: float = 60.0  # from the end of the headers to the end of the body: 408
+    keepalive_timeout: float = 5.0  # an idle connection between requests is closed after this
+    write_timeout: float = 30.0  # an answer the client does not read for this long: the connection is aborted
+    max_connections: int = 4096  # open connections; one more gets 503 and is closed
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -30,6 +49,7 @@ class ServerConfig:
     admin_token: str | None = None
     # "tollgate": the built-in lean HTTP/1.1 server; "uvicorn": the same app under uvicorn.
     http: str = "tollgate"
+    limits: HTTPLimits = HTTPLimits()
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,9 @@ class UpstreamConfig:
     # Open connections (idle + busy) to an "openai" upstream; a request finding all busy waits
     # its turn, within connect_timeout, then fails as a timeout (fallback or 504).
     max_connections: int = 256
+    # The most bytes one answer may have (head and body, a stream's too); past it the answer
+    # fails as a protocol error (502) and is settled like any upstream that broke off.
+    max_response_bytes: int = 64 * 1024 * 1024
     model_path: str | None = None
     threads: int | None = None
     context: int = 2048

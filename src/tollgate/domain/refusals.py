@@ -54,6 +54,16 @@ class KeyRefused(Refusal):
         self.reason = reason
 
 
+class TooManyFailures(Refusal):
+    """Too many wrong operator tokens from one client address: it may try again in `retry_after` seconds."""
+
+    reason = "too_many_failed_attempts"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many wrong operator tokens from this address; retry in {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
 # -- which model -----------------------------------------------------------------
 
 class ModelRefused(Refusal):
@@ -82,6 +92,26 @@ class BudgetExhausted(Refusal):
     def reason(self) -> str:
         """The stable name of this refusal (SPEC section 2): what usage records and clients see."""
         return "insufficient_credits" if self.pool.kind == "credits" else "budget_exceeded"
+
+
+class RequestExceedsBudget(Refusal):
+    """The request can never fit `pool`: its smallest cost is above the pool's whole window limit.
+
+    Not a budget refusal: waiting for the window to reset changes nothing, so it
+    must not be answered like one (agents park and retry a budget refusal every window).
+    """
+
+    reason = "request_exceeds_budget"
+
+    def __init__(self, pool: Pool, smallest_cost: int) -> None:
+        super().__init__(f"the request's smallest cost {smallest_cost} is above budget {pool.id}'s limit {pool.limit}")
+        self.pool = pool
+        self.smallest_cost = smallest_cost
+
+    @property
+    def excess(self) -> int:
+        """By how much (nano-dollars) the smallest cost is above the pool's whole limit."""
+        return self.smallest_cost - self.pool.limit
 
 
 class RateLimited(Refusal):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # A record's `status` is the HTTP status its client saw (the edge picks it for a
-# refusal); the core itself only ever writes these three.
+# refusal); the core itself only ever writes these four.
 OK = 200
 CLIENT_GONE = 499  # the client left before the answer was complete
 UPSTREAM_FAILED = 502  # the upstream broke off, timed out or sent garbage after answering
+GATEWAY_FAILED = 500  # the gateway itself failed mid-request (a bug): settled all the same
 
 
 @dataclass(slots=True)

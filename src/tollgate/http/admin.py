@@ -47,15 +47,19 @@ class AdminAPI:
         router.add("GET", "/admin/metrics/routes", self.route_metrics)
         router.add("GET", "/metrics", self.prometheus)
 
+    async def _operator(self, request: Request) -> None:
+        """Refuse unless the request carries the operator token (wrong ones back off per client address)."""
+        await self.auth.check(request.bearer(), request.client_address)
+
     async def _body(self, request: Request) -> dict:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         return fields.obj(await request.json(self.max_body))
 
     async def _credit_balance(self, account: Account) -> int:
         return (await self.ledger.read(credit_pool(account))).remaining
 
     async def list_accounts(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         accounts = await self.accounts.list_accounts()
         await send_json(send, 200, ok([views.admin_account(a) for a in accounts]))
 
@@ -68,7 +72,7 @@ class AdminAPI:
         await send_json(send, 201, ok(data))
 
     async def get_account(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         account = await self.accounts.account(request.params["account_id"])
         data = views.admin_account(account, await self._credit_balance(account))
         now = self.clock()
@@ -79,7 +83,7 @@ class AdminAPI:
         await send_json(send, 200, ok(data))
 
     async def create_management_key(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         body = fields.obj(await request.json(self.max_body, empty={}))
         name = fields.string(body, "name", required=False, default="default")
         key, secret = await self.accounts.create_management_key(request.params["account_id"], name)
@@ -88,7 +92,7 @@ class AdminAPI:
         await send_json(send, 201, ok(data))
 
     async def list_subscriptions(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         account = await self.accounts.account(request.params["account_id"])
         now = self.clock()
         subs = await self.accounts.subscriptions(account.id)
@@ -110,17 +114,17 @@ class AdminAPI:
         await send_json(send, 200, ok(data))
 
     async def cancel_subscription(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         sub = await self.accounts.cancel_subscription(None, request.params["subscription_id"])
         await send_json(send, 200, ok(views.admin_subscription(sub, self.clock())))
 
     async def expire_subscription(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         sub = await self.accounts.expire_subscription(None, request.params["subscription_id"])
         await send_json(send, 200, ok(views.admin_subscription(sub, self.clock())))
 
     async def list_plans(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         await send_json(send, 200, ok([views.admin_plan(p) for p in await self.accounts.list_plans()]))
 
     async def create_plan(self, request: Request, send: Send) -> None:
@@ -147,11 +151,11 @@ class AdminAPI:
 
     async def route_metrics(self, request: Request, send: Send) -> None:
         """Per-route requests, latency, cost and fallbacks since the gateway started."""
-        self.auth.check(request.bearer())
+        await self._operator(request)
         rows = self.metrics.snapshot() if self.metrics else []
         await send_json(send, 200, ok(rows))
 
     async def prometheus(self, request: Request, send: Send) -> None:
-        self.auth.check(request.bearer())
+        await self._operator(request)
         text = self.metrics.prometheus() if self.metrics else ""
         await send_bytes(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])

@@ -19,12 +19,20 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 
 # -- request ---------------------------------------------------------------------
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""
+def _text_of(content: Any, where: str) -> str:
+    """The text of a string or of a list of blocks (its text blocks, whose text must be a string)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise invalid(where, "must be a string or a list of text blocks")
+    texts = []
+    for j, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") == "text":
+            text = block.get("text", "")
+            if not isinstance(text, str):
+                raise invalid(f"{where}[{j}].text", "must be a string")
+            texts.append(text)
+    return "\n".join(texts)
 
 
 def _image_part(block: dict, where: str) -> dict:
@@ -51,17 +59,22 @@ def _user_messages(content: Any, where: str) -> list[dict]:
         kind = block.get("type") if isinstance(block, dict) else None
         at = f"{where}[{j}]"
         if kind == "text":
-            parts.append({"type": "text", "text": str(block.get("text", ""))})
+            text = block.get("text", "")
+            if not isinstance(text, str):
+                raise invalid(f"{at}.text", "must be a string")
+            parts.append({"type": "text", "text": text})
         elif kind == "image":
             parts.append(_image_part(block, at))
         elif kind == "tool_result":
             result = block.get("content")
-            text = _text_of(result) if not isinstance(result, str) else result
+            text = _text_of(result, f"{at}.content")
             if block.get("is_error"):
                 text = f"[error] {text}"
             results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text})
         elif kind == "document":
             source = block.get("source") or {}
+            if not isinstance(source, dict):
+                raise invalid(f"{at}.source", "must be an object")
             parts.append({"type": "text", "text": str(source.get("data", "")) if source.get("type") == "text" else ""})
         elif kind in ("thinking", "redacted_thinking"):
             continue
@@ -129,7 +142,7 @@ def to_openai(body: dict) -> dict:
     if system is not None:
         if not isinstance(system, (str, list)):
             raise invalid("system", "must be a string or a list of text blocks")
-        out.append({"role": "system", "content": _text_of(system)})
+        out.append({"role": "system", "content": _text_of(system, "system")})
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid(f"messages[{i}]", "must be an object with a role and content")
@@ -182,6 +195,8 @@ def message_id() -> str:
 def _parse_arguments(arguments: Any) -> Any:
     if isinstance(arguments, dict):
         return arguments
+    if not isinstance(arguments, (str, bytes)):
+        return {} if arguments is None else {"value": arguments}
     try:
         value = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
@@ -189,22 +204,44 @@ def _parse_arguments(arguments: Any) -> Any:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _tool_use(call: Any) -> dict | None:
+    """A tool_use block for one OpenAI tool call, or None for something that is not one."""
+    if not isinstance(call, dict):
+        return None
+    fn = _dict(call.get("function"))
+    name, call_id = fn.get("name"), call.get("id")
+    return {"type": "tool_use", "id": call_id if isinstance(call_id, str) and call_id else "toolu_" + os.urandom(8).hex(),
+            "name": name if isinstance(name, str) else "", "input": _parse_arguments(fn.get("arguments"))}
+
+
+def _stop_reason(finish: Any) -> str:
+    return STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
+
+
 def from_openai(obj: dict, model: str) -> dict:
-    """An Anthropic Messages answer for an OpenAI chat completion."""
-    choice = (obj.get("choices") or [{}])[0] or {}
-    message = choice.get("message") or {}
+    """An Anthropic Messages answer for an OpenAI chat completion (parts of odd shapes are left out)."""
+    choice = _dict((_list(obj.get("choices")) or [None])[0])
+    message = _dict(choice.get("message"))
     content: list[dict] = []
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + os.urandom(8).hex(),
-                        "name": fn.get("name", ""), "input": _parse_arguments(fn.get("arguments"))})
-    usage = obj.get("usage") or {}
+    for call in _list(message.get("tool_calls")):
+        block = _tool_use(call)
+        if block is not None:
+            content.append(block)
+    usage = _dict(obj.get("usage"))
     return {
         "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"), "stop_sequence": None,
+        "stop_reason": _stop_reason(choice.get("finish_reason")), "stop_sequence": None,
         "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)},
     }
 
@@ -242,35 +279,50 @@ class StreamTranslator:
         return out
 
     def chunk(self, obj: dict) -> list[bytes]:
+        """The events for one OpenAI chunk; parts of odd shapes (a null choice, a tool call that is a string)
+        are left out, never raised on: the upstream's bytes are not ours to trust."""
         out: list[bytes] = []
-        for choice in obj.get("choices") or ():
-            delta = choice.get("delta") or {}
+        for choice in _list(obj.get("choices")):
+            if not isinstance(choice, dict):
+                continue
+            delta = _dict(choice.get("delta"))
             text = delta.get("content")
             if isinstance(text, str) and text:
                 if self.open_kind != "text":
                     out += self._open_block({"type": "text", "text": ""})
                 out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
                                                        "delta": {"type": "text_delta", "text": text}}))
-            for call in delta.get("tool_calls") or ():
-                slot = call.get("index", 0)
-                fn = call.get("function") or {}
-                if slot not in self.tool_slots:
-                    out += self._open_block({"type": "tool_use", "id": call.get("id") or "toolu_" + os.urandom(8).hex(),
-                                             "name": fn.get("name", ""), "input": {}})
-                    self.tool_slots[slot] = self.index
-                arguments = fn.get("arguments")
-                if arguments:
-                    out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.tool_slots[slot],
-                                                           "delta": {"type": "input_json_delta", "partial_json": arguments}}))
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+            for call in _list(delta.get("tool_calls")):
+                if isinstance(call, dict):
+                    out += self._tool_delta(call)
+            finish = choice.get("finish_reason")
+            if isinstance(finish, str) and finish:
+                self.finish = finish
+        return out
+
+    def _tool_delta(self, call: dict) -> list[bytes]:
+        out: list[bytes] = []
+        slot = call.get("index", 0)
+        if not isinstance(slot, int) or isinstance(slot, bool):
+            slot = 0
+        fn = _dict(call.get("function"))
+        if slot not in self.tool_slots:
+            name, call_id = fn.get("name"), call.get("id")
+            out += self._open_block({"type": "tool_use",
+                                     "id": call_id if isinstance(call_id, str) and call_id else "toolu_" + os.urandom(8).hex(),
+                                     "name": name if isinstance(name, str) else "", "input": {}})
+            self.tool_slots[slot] = self.index
+        arguments = fn.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": self.tool_slots[slot],
+                                                   "delta": {"type": "input_json_delta", "partial_json": arguments}}))
         return out
 
     def end(self, input_tokens: int, output_tokens: int) -> list[bytes]:
         out = self._close_block()
         out.append(sse("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": STOP_REASONS.get(self.finish or "stop", "end_turn"), "stop_sequence": None},
+            "delta": {"stop_reason": _stop_reason(self.finish or "stop"), "stop_sequence": None},
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }))
         out.append(sse("message_stop", {"type": "message_stop"}))

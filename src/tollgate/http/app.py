@@ -27,6 +27,26 @@ async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[byte
         log.warning("an error came after the answer had started; the connection is closed")
 
 
+def routing_path(scope: Scope) -> str | None:
+    """The path routes are matched on: the raw path as the client sent it, never percent-decoded.
+
+    Decoding before routing would let `/%61dmin/...` reach `/admin/...` past a front proxy's
+    path rules; encoded slashes and dot segments are refused outright (None), since no route
+    of this gateway has them and a proxy in front may read them differently.
+    """
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw is not None else scope["path"]
+    if "%" in path:
+        lowered = path.lower()
+        if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or "%2e" in lowered:
+            return None
+    if "\\" in path or "\x00" in path:
+        return None
+    if "/." in path and any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    return path
+
+
 class App:
     def __init__(
         self,
@@ -47,9 +67,13 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        handler, params, exists = self.router.find(request.method, request.path)
+        path = routing_path(scope)
+        handler, params, exists = self.router.find(request.method, path) if path else (None, {}, False)
         error: APIError
         try:
+            if path is None:
+                raise APIError(400, "invalid_path", "the request path holds an encoded slash or backslash, a NUL "
+                               "or a dot segment; send the path as it is meant")
             if handler is None:
                 if exists:
                     raise APIError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")

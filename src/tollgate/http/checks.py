@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollgate.http.errors import APIError
+from tollgate.proxy.call import SERVER_OUTPUT_LIMITS
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -29,6 +30,45 @@ def positive_int(body: dict, name: str, maximum: int | None = None) -> int | Non
     if value is not None and (value < 1 or (maximum is not None and value > maximum)):
         raise invalid(name, f"must be between 1 and {maximum}" if maximum else "must be at least 1")
     return value
+
+
+MAX_CHOICES = 128
+
+
+def output_limit(body: dict, field: str) -> None:
+    """Fold every output limit the client sent into one field of `body`: the smallest.
+
+    The client asked for at most each of them, so the smallest honours them all;
+    the gateway then reserves for it (capped at the model's `max_output`) and
+    forwards exactly that one field. On chat, `field` is `max_completion_tokens`
+    when the client used it, else `max_tokens`; /completions knows only `max_tokens`.
+    A server-specific limit of zero or less means "no limit" there: no limit of ours.
+    """
+    limit = positive_int(body, "max_tokens")
+    completion = positive_int(body, "max_completion_tokens")
+    if completion is not None:
+        limit = completion if limit is None else min(limit, completion)
+    folded = ("max_tokens" if field == "max_completion_tokens" else "max_completion_tokens") in body
+    for name in SERVER_OUTPUT_LIMITS:
+        if name in body:
+            value = _type(body, name, (int,), "an integer")
+            del body[name]
+            if value is not None and value > 0:
+                folded = True
+                limit = value if limit is None else min(limit, value)
+    if folded:
+        body.pop("max_tokens", None)
+        body.pop("max_completion_tokens", None)
+        if limit is not None:
+            body[field] = limit
+
+
+def choices(body: dict) -> None:
+    """`n` answers, generated from `best_of` candidates: the flow reserves for the larger of the two."""
+    n = positive_int(body, "n", MAX_CHOICES)
+    best_of = positive_int(body, "best_of", MAX_CHOICES)
+    if n is not None and best_of is not None and best_of < n:
+        raise invalid("best_of", f"must be at least n ({n}), got {best_of}")
 
 
 def common(body: dict) -> tuple[str, bool]:
@@ -68,9 +108,8 @@ def chat(body: dict) -> None:
     _type(body, "tool_choice", (str, dict), "a string or an object")
     _type(body, "response_format", (dict,), "an object")
     _type(body, "parallel_tool_calls", (bool,), "true or false")
-    positive_int(body, "max_tokens")
-    positive_int(body, "max_completion_tokens")
-    positive_int(body, "n", 128)
+    output_limit(body, "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens")
+    choices(body)
 
 
 def completion(body: dict) -> None:
@@ -83,9 +122,8 @@ def completion(body: dict) -> None:
     )
     if not ok:
         raise invalid("prompt", "is required: a string, a list of strings, or token arrays")
-    positive_int(body, "max_tokens")
-    positive_int(body, "n", 128)
-    positive_int(body, "best_of", 128)
+    output_limit(body, "max_tokens")
+    choices(body)
 
 
 def embedding(body: dict) -> None:

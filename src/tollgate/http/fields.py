@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from tollgate.domain.bounds import check_budget, check_window
 from tollgate.domain.durations import parse_duration
 from tollgate.domain.money import MoneyError, usd_from_json
 from tollgate.http.errors import APIError
@@ -80,6 +82,17 @@ def key_budget(body: dict) -> tuple[int | None, int | None]:
         return None, None
     if not isinstance(budget, dict):
         raise bad("budget", "must be an object such as {\"limit\": 0.05, \"window\": \"1h\"}")
-    limit = dollars(budget, "limit", positive=True)
-    window = duration(budget, "window", required=False) or 5 * 3600
-    return limit, window
+    try:
+        limit = dollars(budget, "limit", positive=True)
+        window = duration(budget, "window", required=False) or 5 * 3600
+    except APIError as exc:
+        raise bad(f"budget.{exc.param}", exc.message.partition(": ")[2]) from None
+    return bounded("budget.limit", limit, check_budget), bounded("budget.window", window, check_window)
+
+
+def bounded(param: str, value: Any, check: Callable[[Any], Any]) -> Any:
+    """`value` through one of `tollgate.domain.bounds`' checks; out of bounds is a 400 naming `param`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise bad(param, str(exc)) from None

@@ -19,7 +19,7 @@ from tollgate.domain.accounts import KeyContext
 from tollgate.domain.durations import format_duration
 from tollgate.domain.grants import Settled
 from tollgate.domain.pools import credit_pool, pools_for
-from tollgate.domain.refusals import Refusal
+from tollgate.domain.refusals import ModelRefused, Refusal
 from tollgate.domain.timestamps import iso
 from tollgate.http import checks, views
 from tollgate.http.errors import APIError
@@ -32,7 +32,7 @@ from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
 from tollgate.proxy.exchange import Exchange
 from tollgate.proxy.flow import Flow
 from tollgate.proxy.guard import Watch
-from tollgate.proxy.models import ModelRegistry
+from tollgate.proxy.models import ModelRegistry, ServedModel
 from tollgate.proxy.resolve import ModelResolver
 from tollgate.proxy.routing.text import sample_request
 from tollgate.proxy.sink import Sink
@@ -66,6 +66,18 @@ def session_of(body: dict) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             break
     return hashlib.blake2b(orjson.dumps(opening), digest_size=8).hexdigest()
+
+
+def model_object(model: ServedModel) -> dict:
+    """OpenAI's model object, with what tollgate adds: context, capabilities, aliases and prices."""
+    c = model.config
+    return {
+        "id": c.id, "object": "model", "created": 0, "owned_by": "tollgate",
+        "context_length": c.context, "max_output_tokens": c.max_output,
+        "capabilities": list(c.capabilities), "aliases": list(c.aliases),
+        "pricing": {"input_per_mtok": views.usd(c.input_per_mtok), "output_per_mtok": views.usd(c.output_per_mtok),
+                    "currency": "USD"},
+    }
 
 
 class DataPlane:
@@ -169,6 +181,7 @@ class OpenAIAPI:
         router.add("POST", "/v1/completions", self.completions)
         router.add("POST", "/v1/embeddings", self.embeddings)
         router.add("GET", "/v1/models", self.models)
+        router.add("GET", "/v1/models/{model_id}", self.model)
         router.add("GET", "/v1/usage", self.usage)
         router.add("GET", "/health", self.health)
 
@@ -192,17 +205,19 @@ class OpenAIAPI:
         await self._run(request, send, EMBEDDINGS, checks.embedding)
 
     async def models(self, request: Request, send: Send) -> None:
-        data = []
-        for model in self.registry.models:
-            c = model.config
-            data.append({
-                "id": c.id, "object": "model", "created": 0, "owned_by": "tollgate",
-                "context_length": c.context, "max_output_tokens": c.max_output,
-                "capabilities": list(c.capabilities), "aliases": list(c.aliases),
-                "pricing": {"input_per_mtok": views.usd(c.input_per_mtok), "output_per_mtok": views.usd(c.output_per_mtok),
-                            "currency": "USD"},
-            })
-        await send_json(send, 200, {"object": "list", "data": data})
+        """The served models; like OpenAI, only for a valid key (clients' "test connection" relies on the 401)."""
+        await self.plane.auth.authenticate(request.bearer())
+        await send_json(send, 200, {"object": "list", "data": [model_object(m) for m in self.registry.models]})
+
+    async def model(self, request: Request, send: Send) -> None:
+        """One served model, by its id or an alias (`client.models.retrieve(id)`); 404 model_not_found otherwise."""
+        await self.plane.auth.authenticate(request.bearer())
+        name = request.params["model_id"]
+        model = self.registry.resolve(name)
+        if model is None:
+            raise ModelRefused(ModelRefused.NOT_FOUND,
+                               f"the model {name!r} does not exist on this gateway; GET /v1/models lists the models it serves")
+        await send_json(send, 200, model_object(model))
 
     async def usage(self, request: Request, send: Send) -> None:
         ctx = await self.plane.auth.authenticate(request.bearer())

@@ -14,6 +14,7 @@ import math
 import time
 
 from tollgate.domain.durations import format_duration
+from tollgate.domain.money import format_usd
 from tollgate.domain.refusals import (
     AccountError,
     BudgetExhausted,
@@ -23,6 +24,8 @@ from tollgate.domain.refusals import (
     NotFound,
     RateLimited,
     Refusal,
+    RequestExceedsBudget,
+    TooManyFailures,
     UpstreamBroke,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -51,6 +54,20 @@ def budget_refusal(exc: BudgetExhausted, now: float | None = None) -> APIError:
         headers=[(b"retry-after", str(retry_after).encode()), (b"x-should-retry", b"false"),
                  (b"x-budget-reset", reset.encode() if reset else b"")],
         extra={"reset_at": reset},
+    )
+
+
+def never_fits_refusal(exc: RequestExceedsBudget) -> APIError:
+    """A 400, not the budget 429: no reset makes this request fit, so nothing should wait for one."""
+    pool = exc.pool
+    whose = "this key's" if pool.kind == "key" else "this"
+    window = f"{format_duration(pool.window)} " if pool.window else ""
+    return APIError(
+        400, RequestExceedsBudget.reason,
+        f"request exceeds budget: its smallest possible cost (the prompt and one output token per answer, "
+        f"${format_usd(exc.smallest_cost)}) is ${format_usd(exc.excess)} more than {whose} whole {window}budget of "
+        f"${format_usd(pool.limit)}; no reset will make it fit: shorten the prompt, use a cheaper model or a larger budget",
+        type="invalid_request_error", headers=[(b"x-should-retry", b"false")],
     )
 
 
@@ -85,6 +102,15 @@ def _key_refused(refusal: KeyRefused) -> APIError:
     return APIError(status, refusal.reason, refusal.message, type=kind)
 
 
+def _too_many_failures(refusal: TooManyFailures) -> APIError:
+    wait = max(1, math.ceil(refusal.retry_after))
+    return APIError(
+        429, refusal.reason,
+        f"too many wrong operator tokens from this address: wait {wait}s before the next try",
+        headers=[(b"retry-after", str(wait).encode())],
+    )
+
+
 def _upstream_unavailable(refusal: UpstreamUnavailable) -> APIError:
     failures = "; ".join(refusal.failures)
     if refusal.timed_out:
@@ -104,8 +130,12 @@ def api_error(refusal: Refusal) -> APIError:
         return budget_refusal(refusal)
     if isinstance(refusal, RateLimited):
         return rate_refusal(refusal)
+    if isinstance(refusal, RequestExceedsBudget):
+        return never_fits_refusal(refusal)
     if isinstance(refusal, KeyRefused):
         return _key_refused(refusal)
+    if isinstance(refusal, TooManyFailures):
+        return _too_many_failures(refusal)
     if isinstance(refusal, ModelRefused):
         return APIError(_MODEL_STATUS[refusal.reason], refusal.reason, refusal.message, param="model")
     if isinstance(refusal, AccountError):

@@ -78,6 +78,12 @@ class Request:
         except orjson.JSONDecodeError as exc:
             raise APIError(400, "invalid_json", f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
 
+    @property
+    def client_address(self) -> str | None:
+        """The peer's IP address as the server saw it (no X-Forwarded-For: a client could write any)."""
+        client = self.scope.get("client")
+        return client[0] if client else None
+
     def bearer(self) -> str | None:
         value = self.headers.get("authorization")
         if not value:

@@ -8,6 +8,13 @@ request parsing, `Expect: 100-continue`, bodies in and out (Content-Length or
 chunked), keep-alive with pipelined requests answered in order, write flow
 control, disconnect notice (`http.disconnect`), and a graceful stop.
 `server.http = "uvicorn"` runs the same app under uvicorn instead.
+
+Every size and wait is bounded (limits.py): a request head too large is
+refused before the parser buffers it (414, 431), a request that does not
+arrive in time gets 408, an idle connection is closed, a reader that does not
+read is cut off, and connections beyond the cap get 503. Every malformed
+request gets a 400 before the connection closes, also one that follows a
+pipelined request still being answered.
 """
 
 from __future__ import annotations
@@ -20,132 +27,23 @@ from urllib.parse import unquote
 
 import httptools
 
+from tollgate.http.cycle import Cycle, status_line
+from tollgate.config.schema import HTTPLimits
+
 log = logging.getLogger("tollgate.http")
 
 App = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
-_REASONS = {100: b"Continue", 200: b"OK", 201: b"Created", 204: b"No Content", 400: b"Bad Request",
-            401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
-            409: b"Conflict", 413: b"Payload Too Large", 429: b"Too Many Requests", 499: b"Client Closed Request",
-            500: b"Internal Server Error", 502: b"Bad Gateway", 503: b"Service Unavailable",
-            504: b"Gateway Timeout"}
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))
-    return line
-
-
-class Cycle:
-    """One request and its response, as ASGI sees them."""
-
-    __slots__ = ("conn", "scope", "body", "more_body", "waiter", "started", "complete", "chunked", "keep_alive",
-                 "expect_continue", "head", "delivered", "flush")
-
-    def __init__(self, conn: Connection, scope: dict, keep_alive: bool, expect_continue: bool) -> None:
-        self.conn = conn
-        self.scope = scope
-        self.body = bytearray()
-        self.more_body = True
-        self.waiter: asyncio.Future | None = None
-        self.started = False
-        self.complete = False
-        self.chunked = False
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.head = scope["method"] == "HEAD"
-        self.delivered = False  # the whole request body has been handed to the app
-        self.flush: asyncio.TimerHandle | None = None
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def receive(self) -> dict:
-        conn = self.conn
-        if self.expect_continue and not conn.closed:
-            self.expect_continue = False
-            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while not (self.body or not self.more_body or conn.closed or self.complete):
-            conn.resume()
-            self.waiter = conn.loop.create_future()
-            await self.waiter
-            self.waiter = None
-        if conn.closed or self.complete:
-            return {"type": "http.disconnect"}
-        if not self.delivered:
-            body, self.body = bytes(self.body), bytearray()
-            self.delivered = not self.more_body
-            return {"type": "http.request", "body": body, "more_body": self.more_body}
-        # The whole body was read before: from now on, wait for the client to go away.
-        while not (conn.closed or self.complete):
-            self.waiter = conn.loop.create_future()
-            await self.waiter
-            self.waiter = None
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict) -> None:
-        conn = self.conn
-        if conn.closed:
-            return
-        if conn.write_paused:
-            await conn.drain()
-        kind = message["type"]
-        if not self.started:
-            if kind != "http.response.start":
-                raise RuntimeError(f"expected http.response.start, got {kind}")
-            self.started = True
-            has_length = False
-            parts = [status_line(message["status"])]
-            for name, value in message.get("headers", ()):
-                if name == b"content-length":
-                    has_length = True
-                parts += (name, b": ", value, b"\r\n")
-            if not has_length and not self.head:
-                self.chunked = True
-                parts.append(b"transfer-encoding: chunked\r\n")
-            if not self.keep_alive:
-                parts.append(b"connection: close\r\n")
-            parts.append(b"\r\n")
-            # The head waits for the first body bytes, to leave in one write; a stream whose
-            # first event is slow to come gets its head on its own shortly.
-            conn.pending = b"".join(parts)
-            if self.chunked:
-                self.flush = conn.loop.call_later(0.02, conn.flush_head)
-            return
-        if kind != "http.response.body" or self.complete:
-            raise RuntimeError(f"unexpected ASGI message {kind}")
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
-        if self.head:
-            body = b""
-        if self.chunked:
-            out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
-            if not more:
-                out += b"0\r\n\r\n"
-        else:
-            out = body
-        if conn.pending:
-            out, conn.pending = conn.pending + out, b""
-            if self.flush is not None:
-                self.flush.cancel()
-                self.flush = None
-        if out:
-            conn.transport.write(out)
-        if not more:
-            self.complete = True
-            self.wake()
-            conn.finished(self)
+# Between a request head's start and its end, at most this many bytes past the limits are fed to the
+# parser before its end must have been seen (the parser buffers a header value by concatenation).
+_HEAD_SLACK = 1024
 
 
 class Connection(asyncio.Protocol):
     def __init__(self, app: App, server: Server) -> None:
         self.app = app
         self.server = server
+        self.limits = server.limits
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -158,7 +56,13 @@ class Connection(asyncio.Protocol):
         self.pending = b""
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0  # of the request head being read (request line and headers)
+        self.in_head = True  # the next bytes belong to a request head
+        self.tail = b""  # the last bytes of the head so far: its end may straddle two reads
         self.parsing: Cycle | None = None
+        self.refused: tuple[int, bytes] | None = None  # a malformed request: answered, then the connection closes
+        self.upgrading = False  # a request asked to switch protocols: the connection ends after its answer
+        self.timer: asyncio.TimerHandle | None = None
         self.client: tuple[str, int] | None = None
         self.local: tuple[str, int] | None = None
 
@@ -168,10 +72,17 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.client = transport.get_extra_info("peername")
         self.local = transport.get_extra_info("sockname")
+        if len(self.server.connections) >= self.limits.max_connections:
+            self.closed = True
+            transport.write(_error_response(503, b"the gateway has too many open connections; retry shortly"))
+            transport.close()
+            return
         self.server.connections.add(self)
+        self._arm(self.limits.keepalive_timeout, self._idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._disarm()
         self.server.connections.discard(self)
         for cycle in (self.cycle, *self.queue, self.parsing):
             if cycle is not None:
@@ -180,19 +91,45 @@ class Connection(asyncio.Protocol):
             self.drain_waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused is not None or self.closed:
+            return  # nothing after a malformed request is read
+        if self.in_head:
+            room = self._head_room(data)
+            if room is not None:  # too much head: let the parser see what fits (a long URL is a 414), then 431
+                self._feed(data[:room])
+                self._refuse(431, b"the request head is too large")
+                return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(b"upgrades are not supported")
+            # The request was complete and is answered as if it had no Upgrade header; what follows
+            # it belongs to a protocol this server does not speak: the connection ends after the answer.
+            self.upgrading = True
+            if not self.read_paused:
+                self.transport.pause_reading()
+                self.read_paused = True
+        except httptools.HttpParserCallbackError:
+            if self.refused is None:  # our own callbacks refuse by raising _Refused after setting it
+                self._refuse(400, b"malformed HTTP request")
         except httptools.HttpParserError:
-            self._reject(b"malformed HTTP request")
+            self._refuse(400, b"malformed HTTP request")
 
-    def _reject(self, reason: bytes) -> None:
-        if self.cycle is None and not self.closed:
-            body = b'{"error": {"message": "%b", "type": "invalid_request_error", "code": "bad_request"}}' % reason
-            self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
-                                 + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
-        self.close()
+    def _head_room(self, data: bytes) -> int | None:
+        """None if `data` keeps the request head within its limit or ends it in time; else how much of it fits.
+
+        Checked before parsing, since the parser buffers a header value by concatenation.
+        """
+        room = max(0, self.limits.max_url_bytes + self.limits.max_header_bytes + _HEAD_SLACK - self.head_bytes)
+        self.head_bytes += len(data)
+        if len(data) <= room:
+            self.tail = data[-3:]
+            return None
+        if (self.tail + data).find(b"\r\n\r\n", 0, room + len(self.tail) + 4) >= 0:
+            return None
+        return room
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -203,13 +140,21 @@ class Connection(asyncio.Protocol):
             self.drain_waiter.set_result(None)
 
     async def drain(self) -> None:
+        """Wait until the client reads; one that does not read for `write_timeout` is cut off."""
         if self.write_paused and not self.closed:
-            self.drain_waiter = self.loop.create_future()
-            await self.drain_waiter
-            self.drain_waiter = None
+            self.drain_waiter = waiter = self.loop.create_future()
+            timer = self.loop.call_later(self.limits.write_timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                log.info("a client did not read its answer for %ss: connection aborted", self.limits.write_timeout)
+                self.abort()
+            finally:
+                timer.cancel()
+                self.drain_waiter = None
 
     def resume(self) -> None:
-        if self.read_paused and not self.closed:
+        if self.read_paused and not self.closed and self.refused is None and not self.upgrading:
             self.read_paused = False
             self.transport.resume_reading()
 
@@ -221,21 +166,91 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._disarm()
             self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes too (a client that does not read)."""
+        if not self.closed:
+            self.closed = True
+            self._disarm()
+            self.transport.abort()
+
+    # -- timers: a connection always has at most one deadline ----------------------
+
+    def _arm(self, seconds: float, expire: Callable[[], None]) -> None:
+        self._disarm()
+        self.timer = self.loop.call_later(seconds, expire)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _idle_timeout(self) -> None:
+        self.timer = None
+        if self.cycle is None and not self.queue:
+            self.close()
+
+    def _arrival_timeout(self) -> None:
+        """The request being read did not arrive (its head or its body) in time."""
+        self.timer = None
+        self._refuse(408, b"the request did not arrive in time")
+
+    # -- refusing a malformed request -------------------------------------------
+
+    def _refuse(self, status: int, reason: bytes) -> None:
+        """Answer `status` once the requests before it are answered, then close; read nothing more."""
+        if self.refused is not None or self.closed:
+            return
+        self.refused = (status, reason)
+        self._disarm()
+        if not self.read_paused:
+            self.transport.pause_reading()
+            self.read_paused = True
+        partial, self.parsing = self.parsing, None
+        if partial is not None:
+            if partial is self.cycle:
+                partial.broken = True  # the app reading its body sees the client gone
+                partial.wake()
+            elif partial in self.queue:
+                self.queue.remove(partial)
+        if self.cycle is None:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        if self.refused is not None and not self.closed:
+            self.transport.write(_error_response(*self.refused))
+            self.close()
 
     # -- parser callbacks -----------------------------------------------------
 
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.in_head = True
+        self._arm(self.limits.header_timeout, self._arrival_timeout)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        if len(self.url) > self.limits.max_url_bytes:
+            self._refuse(414, b"the request target is too long")
+            raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        if len(self.headers) > self.limits.max_headers:
+            self._refuse(431, b"too many header fields")
+            raise _Refused
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        self.tail = b""
+        if self.head_bytes_of_fields() > self.limits.max_header_bytes:
+            self._refuse(431, b"the request headers are too large")
+            raise _Refused
+        self._arm(self.limits.body_timeout, self._arrival_timeout)
         parsed = httptools.parse_url(self.url)
         raw_path = parsed.path
         path = raw_path.decode("latin-1")
@@ -257,6 +272,9 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
             self.read_paused = True
 
+    def head_bytes_of_fields(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
     def on_body(self, body: bytes) -> None:
         cycle = self.parsing
         if cycle is not None:
@@ -267,6 +285,8 @@ class Connection(asyncio.Protocol):
             cycle.wake()
 
     def on_message_complete(self) -> None:
+        self.in_head = True
+        self._disarm()  # the request is in; its answer takes what it takes
         cycle, self.parsing = self.parsing, None
         if cycle is not None:
             cycle.more_body = False
@@ -291,25 +311,61 @@ class Connection(asyncio.Protocol):
                 log.exception("error after the response started")
                 self.close()
         if not cycle.complete and not self.closed:
-            self.close()  # the app returned without finishing its answer
+            if cycle.broken and not cycle.started:
+                self.cycle = None
+                self._send_refusal()  # its body was malformed: the app gave up on it, the client gets a 400
+            else:
+                self.close()  # the app returned without finishing its answer
 
     def finished(self, cycle: Cycle) -> None:
-        if not cycle.keep_alive or (cycle.more_body and not self.closed):
+        if cycle.broken:
+            self.close()  # the app answered a request whose body was malformed: nothing else can follow
+            return
+        if not cycle.keep_alive or (cycle.more_body and not self.closed and self.refused is None):
             # Connection: close, or a body the app never read: this connection cannot carry another request.
             self.close()
             return
         self.cycle = None
         if self.queue:
             self._start(self.queue.popleft())
+        elif self.refused is not None:
+            self._send_refusal()
+            return
+        elif self.upgrading:
+            self.close()
+            return
         if not self.queue:
             self.resume()
         if self.server.stopping and self.cycle is None:
             self.close()
+        elif self.cycle is None and self.parsing is None and not self.closed:
+            self._arm(self.limits.keepalive_timeout, self._idle_timeout)
+
+
+class _Refused(Exception):
+    """Raised by a parser callback to stop parsing a request that was just refused."""
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+def _error_response(status: int, reason: bytes) -> bytes:
+    """A complete answer that closes the connection; written before any app saw the request."""
+    body = b'{"error": {"message": "%b", "type": "invalid_request_error", "code": "%b"}}' % (
+        reason, _CODES.get(status, b"bad_request"))
+    return (status_line(status) + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+
+
+_CODES = {408: b"request_timeout", 414: b"uri_too_long", 431: b"headers_too_large", 503: b"too_many_connections"}
 
 
 class Server:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, limits: HTTPLimits | None = None) -> None:
         self.app = app
+        self.limits = limits or HTTPLimits()
         self.connections: set[Connection] = set()
         self.stopping = False
 

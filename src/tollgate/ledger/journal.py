@@ -21,6 +21,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,18 @@ ROTATE_BYTES = 8 << 20
 Entry = tuple[int, Any]  # (sequence number, the batch's rows)
 
 
+def _private_open(path: Path, flags: int) -> int:
+    """Open a journal or lock file as the owner's only (0600), tightening one left wider by an older version."""
+    fd = os.open(path, flags, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o600)
+    except PermissionError:
+        log.warning("cannot make %s private to its owner: it belongs to another user", path)
+    return fd
+
+
 class JournalBusy(Exception):
     """Another process owns the journal of this database."""
 
@@ -49,6 +62,8 @@ class Journal:
         self._fd: int | None = None
         self._size = 0
         self._sealed: list[tuple[Path, int]] = []  # (file, its last sequence number), oldest first
+        # Lines `leftovers` could not read that no torn write explains: (where, the bytes), for the store to set aside.
+        self.damaged: list[tuple[str, bytes]] = []
 
     # -- ownership --------------------------------------------------------------
 
@@ -62,7 +77,7 @@ class Journal:
         if self._lock_fd is not None:
             return True
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _private_open(self.lock_path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -86,18 +101,29 @@ class Journal:
 
     def files(self) -> list[Path]:
         """Every journal file on disk: sealed ones (by their last sequence number), then the current one."""
-        sealed = sorted(self.path.parent.glob(self.path.name + ".*"), key=lambda p: int(p.suffix[1:] or 0))
+        sealed = sorted((p for p in self.path.parent.glob(self.path.name + ".*") if p.suffix[1:].isdigit()),
+                        key=lambda p: int(p.suffix[1:]))  # (a file an operator moved aside is not one)
         return sealed + ([self.path] if self.path.exists() else [])
 
     def leftovers(self) -> list[Entry]:
-        """Every readable entry on disk, in sequence order. A torn last line (a kill mid-write) is skipped."""
+        """Every readable entry on disk, in sequence order. A torn last line (a kill mid-write) is skipped;
+        so is any other unreadable line, kept in `damaged` for the store to set aside."""
         entries: list[Entry] = []
+        self.damaged = []
         for path in self.files():
-            for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            data = path.read_bytes()
+            lines = data.splitlines()
+            for number, line in enumerate(lines, 1):
                 try:
                     seq, rows = orjson.loads(line)
+                    if type(seq) is not int:
+                        raise ValueError("no sequence number")
                 except (orjson.JSONDecodeError, ValueError, TypeError):
+                    if not line.strip():
+                        continue
                     log.warning("skipping an unreadable ledger journal line (%s:%d)", path.name, number)
+                    if number < len(lines) or data.endswith(b"\n"):  # not a write cut short by a kill
+                        self.damaged.append((f"{path.name}:{number}", line))
                     continue
                 entries.append((seq, rows))
         entries.sort(key=lambda e: e[0])
@@ -118,7 +144,7 @@ class Journal:
         self.last_seq = after_seq
 
     def _open_current(self) -> None:
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = _private_open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         self._size = 0
 
     def append(self, rows: Any) -> int:

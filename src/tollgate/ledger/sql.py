@@ -1,14 +1,33 @@
-"""The ledger's rows in SQLite: a batch as rows, and journal entries written in exactly once."""
+"""The ledger's rows in SQLite: a batch as rows, and journal entries written in exactly once.
+
+One row the database cannot take (a count past SQLite's 64-bit integers, a value
+of the wrong type) must never stop the rows around it: every later batch would
+fail behind it, reads of the ledger with them, and the next start would replay
+it and fail again. So a batch the database refuses is written row by row
+(`apply_rows`): each row refused for what it holds is set aside in
+`rejected_records`, in the same transaction, with the reason and a clear log line.
+A batch the journal cannot hold (a number past 64 bits, text that is not UTF-8:
+its JSON fails) is checked row by row before it is journaled
+(`ledger_rows(checked=True)`), its bad rows set aside the same way. The check runs
+only then: the usual batch costs what it always did. Errors of the disk or the
+lock (sqlite3.OperationalError) are no row's fault: they fail the batch, which is retried.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import operator
 import sqlite3
+import time
+from typing import Any
 
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch
 from tollgate.ledger.journal import Entry
+
+log = logging.getLogger("tollgate.ledger")
 
 USAGE_FIELDS = tuple(UsageRecord.__dataclass_fields__)
 _usage_row = operator.attrgetter(*USAGE_FIELDS)  # a record -> its row, in one C call
@@ -18,49 +37,200 @@ INSERT_USAGE = (f"INSERT INTO usage_records ({', '.join(USAGE_FIELDS)})"
 _ADD_SPEND = ("INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
               " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent")
 _ADD_RESERVATION = "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)"
+_REMOVE_RESERVATION = "DELETE FROM reservations WHERE id = ?"
+_REJECT = "INSERT INTO rejected_records (created_at, kind, reason, payload) VALUES (?, ?, ?, ?)"
+# The statement, and the set-aside name, of each part of a batch's rows, in order.
+PARTS = (("usage_records", INSERT_USAGE), ("spend_counters", _ADD_SPEND), ("reservations", _ADD_RESERVATION),
+         ("reservations_removed", _REMOVE_RESERVATION))
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+# What the database refuses a row for, by what the row holds. Anything else (a locked or full
+# disk, a closed connection) fails the whole write, to be retried.
+ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
+              OverflowError, TypeError, ValueError)
+
+Rows = tuple[list, list, list, list, list]  # usage, spend, reservations added, removed, set aside
+
+# Each usage column's kind, from the record's annotations: "int", "real", "text", "bool", with "?" if nullable.
+_KINDS = {"int": "int", "float": "real", "str": "text", "bool": "bool"}
+USAGE_KINDS = tuple(
+    _KINDS[f.type.split(" | ")[0]] + ("?" if f.type.endswith("| None") else "")  # type: ignore[union-attr]
+    for f in UsageRecord.__dataclass_fields__.values()
+)
+SPEND_KINDS = ("text", "int", "int")
+RESERVATION_KINDS = ("text", "text", "int", "real", "real")
+REMOVED_KINDS = ("text",)
 
 
-def ledger_rows(batch: LedgerBatch) -> tuple[list, list, list, list]:
-    """A batch as the rows it writes: (usage records, spend increments, reservations added, removed)."""
+def _fault(kind: str, value: object) -> str | None:
+    """Why SQLite (or the journal's JSON) cannot take `value` in a column of `kind`, or None."""
+    if value is None:
+        return None if kind.endswith("?") else "is null"
+    kind = kind.rstrip("?")
+    t = type(value)
+    if kind == "int" or kind == "bool":
+        if t is bool or (t is int and INT_MIN <= value <= INT_MAX):  # type: ignore[operator]
+            return None
+        return "is not a 64-bit integer" if t is int else f"is a {t.__name__}, not an integer"
+    if kind == "real":
+        if (t is float and math.isfinite(value)) or (t is int and INT_MIN <= value <= INT_MAX):  # type: ignore[arg-type]
+            return None
+        return "is not a finite number"
+    if t is not str:
+        return f"is a {t.__name__}, not text"
+    return None
+
+
+def _show(value: object) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python prints, or a row holding one
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else "a value too large to print"
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _text(value: str) -> str:
+    """Text as UTF-8 can hold it (a lone surrogate would fail the journal and SQLite alike)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def checked_row(row: tuple, kinds: tuple[str, ...]) -> tuple[tuple, str | None]:
+    """(the row, with text made UTF-8 safe, None), or (the row, why no database can take it)."""
+    if len(row) != len(kinds):
+        return row, f"has {len(row)} values, not {len(kinds)}"
+    fixed = None
+    for i, (kind, value) in enumerate(zip(kinds, row)):
+        why = _fault(kind, value)
+        if why is not None:
+            return row, f"column {i + 1} ({_show(value)}) {why}"
+        if type(value) is str and not value.isascii():
+            safe = _text(value)
+            if safe is not value:
+                fixed = fixed or list(row)
+                fixed[i] = safe
+    return (tuple(fixed) if fixed else row), None
+
+
+def rejection(kind: str, reason: str, payload: Any) -> tuple:
+    """A set-aside row for `rejected_records` (the payload as JSON text, any value written somehow), logged."""
+    try:
+        text = json.dumps(payload, default=_show, ensure_ascii=True)
+    except (ValueError, RecursionError):
+        text = json.dumps(_show(payload))
+    log.error("the ledger set aside a %s row the database cannot take (%s); the rest of the ledger goes on. "
+              "The row is kept in the rejected_records table: %.300s", kind, reason, text)
+    return (time.time(), kind, reason, text)
+
+
+def _sorted(kind: str, kinds: tuple[str, ...], rows: list, rejected: list) -> list:
+    good = []
+    for row in rows:
+        row, why = checked_row(row, kinds)
+        if why is None:
+            good.append(row)
+        else:
+            rejected.append(rejection(kind, why, row))
+    return good
+
+
+def ledger_rows(batch: LedgerBatch, checked: bool = False) -> Rows:
+    """A batch as the rows it writes: (usage records, spend increments, reservations added, removed,
+    rows set aside). `checked`: every value is checked, and a row no database could take is set
+    aside here (the rows can then always be written as JSON)."""
+    if not checked:
+        return (
+            list(map(_usage_row, batch.records)),
+            [(i.pool, i.window_start, i.amount) for i in batch.increments],
+            [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
+            [(i,) for i in batch.reservations_removed],
+            [],
+        )
+    rejected: list = []
     return (
-        list(map(_usage_row, batch.records)),
-        [(i.pool, i.window_start, i.amount) for i in batch.increments],
-        [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
-        [(i,) for i in batch.reservations_removed],
+        _sorted("usage_records", USAGE_KINDS, list(map(_usage_row, batch.records)), rejected),
+        _sorted("spend_counters", SPEND_KINDS, [(i.pool, i.window_start, i.amount) for i in batch.increments],
+                rejected),
+        _sorted("reservations", RESERVATION_KINDS,
+                [(r.id, json.dumps(r.pools), r.amount, r.created_at, r.expires_at) for r in batch.reservations_added],
+                rejected),
+        _sorted("reservations_removed", REMOVED_KINDS, [(i,) for i in batch.reservations_removed], rejected),
+        rejected,
     )
 
 
-def apply_rows(c: sqlite3.Connection, rows: tuple[list, list, list, list] | list) -> None:
-    records, increments, added, removed = rows
-    if records:
-        c.executemany(INSERT_USAGE, records)
-    if increments:
-        c.executemany(_ADD_SPEND, increments)
-    if added:
-        c.executemany(_ADD_RESERVATION, added)
-    if removed:
-        c.executemany("DELETE FROM reservations WHERE id = ?", removed)
+def _bulk(c: sqlite3.Connection, rows: Rows | list) -> None:
+    for (_, sql), part in zip(PARTS, rows):
+        if part:
+            c.executemany(sql, part)
 
 
-def apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
+def _one_by_one(c: sqlite3.Connection, rows: Rows | list) -> list:
+    """Each row on its own; those the database refuses for what they hold come back set aside."""
+    rejected = []
+    for (kind, sql), part in zip(PARTS, rows):
+        for row in part:
+            try:
+                c.execute(sql, row)
+            except ROW_ERRORS as exc:
+                rejected.append(rejection(kind, f"{type(exc).__name__}: {exc}", row))
+    return rejected
+
+
+def apply_rows(c: sqlite3.Connection, rows: Rows | list) -> None:
+    """Write a batch's rows (inside the caller's transaction): in bulk, or row by row when one is refused."""
+    rejected = list(rows[4]) if len(rows) > 4 else []  # set aside before the journal (older journals: none)
+    c.execute("SAVEPOINT ledger_rows")
+    try:
+        _bulk(c, rows)
+    except ROW_ERRORS:
+        c.execute("ROLLBACK TO ledger_rows")
+        rejected += _one_by_one(c, rows)
+    except BaseException:
+        c.execute("ROLLBACK TO ledger_rows")
+        c.execute("RELEASE ledger_rows")
+        raise
+    c.execute("RELEASE ledger_rows")
+    set_aside(c, rejected)
+
+
+def _well_formed(rows: object) -> bool:
+    return isinstance(rows, (list, tuple)) and 4 <= len(rows) <= 5 and all(
+        isinstance(part, list) and all(isinstance(row, (list, tuple)) for row in part) for part in rows)
+
+
+def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool = False) -> int:
     """Journal entries the database does not have yet, in order; the sequence number applied last.
 
     The number is stored in the same transaction as the rows, so an entry is never applied twice.
     The entries' rows go in as one statement per table (a reservation is always added in an
     earlier entry than the one that removes it, so adds-then-removes keeps their order).
+    A missing entry is refused (the batches after it wait), except when `skip_gaps`: at start-up,
+    where a journal line that could not be read was set aside already.
     """
     row = c.execute("SELECT value FROM meta WHERE key = 'ledger_seq'").fetchone()
     applied = start = int(row[0]) if row else 0
-    merged: tuple[list, list, list, list] = ([], [], [], [])
+    merged: Rows = ([], [], [], [], [])
     for seq, rows in entries:
         if seq <= applied:
             continue
         if seq != applied + 1:
-            raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing. The journal"
-                               " beside the database is damaged; move it aside to start without it (what it"
-                               f" holds from entry {applied + 1} on is then not in the ledger)")
-        for into, part in zip(merged, rows):
-            into.extend(part)
+            if not skip_gaps:
+                raise RuntimeError(f"ledger journal entry {seq} follows {applied}: an entry is missing. The journal"
+                                   " beside the database is damaged; move it aside to start without it (what it"
+                                   f" holds from entry {applied + 1} on is then not in the ledger)")
+            log.error("the ledger journal has no entries %d to %d (unreadable lines, set aside); "
+                      "going on from entry %d", applied + 1, seq - 1, seq)
+        if _well_formed(rows):
+            for into, part in zip(merged, rows):
+                into.extend(part)
+        else:
+            merged[4].append(rejection("journal_entry", f"entry {seq} is not a ledger batch", rows))
         applied = seq
     if applied == start:
         return applied  # nothing new: no write at all
@@ -68,3 +238,9 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry]) -> int:
     c.execute("INSERT INTO meta (key, value) VALUES ('ledger_seq', ?)"
               " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(applied),))
     return applied
+
+
+def set_aside(c: sqlite3.Connection, rejected: list) -> None:
+    """Rows made by `rejection`, into `rejected_records` (inside the caller's transaction)."""
+    if rejected:
+        c.executemany(_REJECT, rejected)

@@ -4,6 +4,9 @@ The reservation is what makes the budget a hard cap: a request is only sent
 upstream once its worst case (prompt bound + every output token it may
 produce) is held on every pool it draws from. When less than that is left,
 the request still goes, with `max_tokens` lowered to what the grant can pay.
+A request whose smallest cost (prompt bound + one output token) is above a
+windowed pool's whole limit can never fit, in this window or any other: it is
+refused first (`RequestExceedsBudget`), before it takes from the rate buckets.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from tollgate.domain.accounts import KeyContext
 from tollgate.domain.grants import Grant
 from tollgate.domain.money import TOKENS_PER_MTOK
 from tollgate.domain.pools import Pool, pools_for
+from tollgate.domain.refusals import RequestExceedsBudget
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.ledger.ratelimit import RateLimiter
 from tollgate.proxy.models import ServedModel
@@ -76,12 +80,20 @@ class Admitter:
             entry = self._derived[id(ctx)] = (ctx, pools_for(ctx), self.limits(ctx))
         return entry[1], entry[2]
 
-    async def admit(self, ctx: KeyContext, model: ServedModel, prompt_bound: int, output_cap: int) -> Admission:
-        """Hold the worst case of `prompt_bound` in and up to `output_cap` out, or raise a refusal."""
+    async def admit(self, ctx: KeyContext, model: ServedModel, prompt_bound: int, output_cap: int,
+                    choices: int = 1) -> Admission:
+        """Hold the worst case of `prompt_bound` in and up to `output_cap` out, or raise a refusal.
+
+        The least it holds is the prompt and one output token for each of `choices` answers.
+        """
         pools, limits = self._pools_and_limits(ctx)
+        minimum = model.cost(prompt_bound, min(MIN_OUTPUT_TOKENS * choices, output_cap))
+        for pool in pools:
+            # Larger than a window's whole limit: no reset makes it fit (credits can be topped up).
+            if minimum > pool.limit and pool.window is not None:
+                raise RequestExceedsBudget(pool, minimum)
         self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
         want = model.cost(prompt_bound, output_cap)
-        minimum = model.cost(prompt_bound, min(MIN_OUTPUT_TOKENS, output_cap))
         try:
             grant = await self.ledger.reserve(pools, want, minimum)
         except BaseException:

@@ -29,6 +29,7 @@ class Exchange:
     t0: float = field(default_factory=time.perf_counter)  # for the record's latency
     admission: Admission | None = None  # once admitted: the reservation
     attempt: Attempt | None = None  # once an upstream answered: which model, which deployment
+    finished: bool = False  # its reservation is settled or released: nothing may settle it again
 
     @property
     def model(self) -> ServedModel:

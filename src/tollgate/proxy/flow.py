@@ -20,21 +20,22 @@ from tollgate.domain.refusals import (
     BudgetExhausted,
     RateLimited,
     Refusal,
+    RequestExceedsBudget,
     UpstreamBroke,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from tollgate.domain.usage import CLIENT_GONE, OK, UPSTREAM_FAILED, UsageRecord
+from tollgate.domain.usage import CLIENT_GONE, GATEWAY_FAILED, OK, UPSTREAM_FAILED, UsageRecord
 from tollgate.ledger.protocol import BudgetLedger
-from tollgate.proxy import estimate, relay
+from tollgate.proxy import estimate, plausible, relay
 from tollgate.proxy.admission import MIN_OUTPUT_TOKENS, Admitter, output_allowance
-from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, OUTPUT_LIMIT_FIELDS, Call
 from tollgate.proxy.exchange import Exchange
 from tollgate.proxy.guard import DisconnectGuard
 from tollgate.proxy.metrics import RouteMetrics
 from tollgate.proxy.models import ServedModel
 from tollgate.proxy.sink import Sink
-from tollgate.proxy.sse import EventStream, Usage, usage_from
+from tollgate.proxy.sse import EventStream, Reported, Usage, usage_from
 from tollgate.proxy.upstream.base import UpstreamError
 
 # Without a tokenizer, an answer that reports no usage is counted at one token per
@@ -57,22 +58,25 @@ class Flow:
         model = call.chain[0]
         bound = self._prompt_bound(call, model)
         try:
-            ex.admission = await self.admitter.admit(ctx, model, bound, self._output_cap(call, model))
-        except (BudgetExhausted, RateLimited) as refusal:
+            ex.admission = await self.admitter.admit(ctx, model, bound, self._output_cap(call, model), call.choices)
+        except (BudgetExhausted, RateLimited, RequestExceedsBudget) as refusal:
             await self._refuse(ex, sink, refusal, refusal.reason)
             return
         try:
             ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id)
         except UpstreamUnavailable as refusal:
-            await self.ledger.release(ex.grant)
+            await self._release(ex)
             await self._refuse(ex, sink, refusal, "; ".join(refusal.failures)[:500])
             return
         except asyncio.CancelledError:
-            await self.ledger.release(ex.grant)
+            await self._release(ex)
             if not guard.absorb():
                 raise
             await self._record_failure(ex, CLIENT_GONE, "client disconnected")
             return
+        except BaseException as error:
+            await self._abandon(ex, error)
+            raise
         try:
             if ex.attempt.response.status != 200:
                 await self._upstream_refused(ex, sink)
@@ -80,6 +84,9 @@ class Flow:
                 await self._stream(ex, sink)
             else:
                 await self._complete(ex, sink)
+        except BaseException as error:
+            await self._abandon(ex, error)
+            raise
         finally:
             relay.done(ex.attempt)
 
@@ -93,9 +100,14 @@ class Flow:
         return estimate.embedding_input_bound(call.body, model.counter)
 
     def _output_cap(self, call: Call, model: ServedModel) -> int:
+        """The most output tokens the request may produce on `model`: every choice, each at most the
+        model's `max_output` (and context), whatever the client asked for."""
         if call.endpoint == EMBEDDINGS:
             return 0
-        cap = call.max_tokens if call.max_tokens is not None else model.config.max_output
+        config = model.config
+        cap = config.max_output if config.max_output <= config.context else config.context
+        if call.max_tokens is not None and call.max_tokens < cap:
+            cap = call.max_tokens
         return cap * call.choices
 
     def _body(self, ex: Exchange, model: ServedModel) -> bytes | None:
@@ -108,7 +120,10 @@ class Flow:
         allowed = output_allowance(admission.grant, model, admission.prompt_bound, cap) // call.choices
         if allowed < MIN_OUTPUT_TOKENS:
             return None
-        # Always explicit: an upstream's own default could exceed what was reserved.
+        # Always explicit, and only one: an upstream's own default, or another cap field it prefers,
+        # could exceed what was reserved.
+        for name in OUTPUT_LIMIT_FIELDS:
+            body.pop(name, None)
         body[call.max_tokens_field] = allowed
         if call.stream:
             options = body.get("stream_options")
@@ -136,9 +151,9 @@ class Flow:
         except orjson.JSONDecodeError:
             obj = None
         if not isinstance(obj, dict):
-            await self._settle_failed(ex, sink, UpstreamBroke("the upstream sent an answer that is not JSON"))
+            await self._settle_failed(ex, sink, UpstreamBroke("the upstream sent an answer that is not a JSON object"))
             return
-        usage = usage_from(obj) or self._estimate(ex, _answer_text(obj), 0)
+        usage = self._usage(ex, usage_from(obj), lambda: self._estimate(ex, _answer_text(obj), 0))
         ex.guard.stop()  # the answer is in: a client leaving now changes nothing
         settled = await self._settle(ex, usage, OK, None)
         model = ex.attempt.model
@@ -159,6 +174,8 @@ class Flow:
         try:
             async for data in response.chunks():
                 out = events.feed(data)
+                if events.error is not None:
+                    raise UpstreamError("protocol", events.error)
                 if events.done:
                     held = out
                     break
@@ -171,10 +188,9 @@ class Flow:
             failure, status = "client disconnected", CLIENT_GONE
         except UpstreamError as exc:
             failure, status = f"upstream {exc.kind}: {exc}", UPSTREAM_FAILED
-        if events.usage is not None and (events.done or status == OK):
-            usage = events.usage
-        else:
-            usage = self._estimate(ex, events.text(), events.pieces)
+            await response.aclose()  # a stream given up on must not go on generating
+        reported = events.usage if events.done or status == OK else None
+        usage = self._usage(ex, reported, lambda: self._estimate(ex, events.text(), events.pieces))
         if failure is None and not events.done and events.usage is None:
             failure, status = "upstream ended the stream early", UPSTREAM_FAILED
         ex.guard.stop()  # the stream is over: nothing left to cancel
@@ -185,16 +201,28 @@ class Flow:
         if call.include_usage:
             usage_event = events.usage_event or {"object": "chat.completion.chunk", "model": ex.model.id,
                                                  "choices": [], "usage": usage_block(usage)}
+            if usage.doubt is not None:
+                usage_event["usage"] = usage_block(usage)  # the upstream's numbers were not believed
         await sink.close(ex, usage, settled, usage_event, failure, held)
 
     async def _upstream_refused(self, ex: Exchange, sink: Sink) -> None:
-        """A 4xx from the upstream is the client's own error: pass it on, charge nothing."""
+        """A 4xx from the upstream is the client's own error: pass it on, charge nothing.
+
+        Any other status that is not an answer (a 1xx, 2xx other than 200, 3xx, a 5xx the
+        relay does not retry, a number no HTTP knows) is the upstream failing: a 502, charging nothing.
+        """
         response = ex.attempt.response
+        if not 400 <= response.status <= 499:
+            await response.aclose()
+            await self._release(ex)
+            refusal = UpstreamBroke(f"the upstream answered HTTP {response.status}, not an answer")
+            await self._refuse(ex, sink, refusal, refusal.message)
+            return
         try:
             raw = await response.read()
         except UpstreamError:
             raw = b""
-        await self.ledger.release(ex.grant)
+        await self._release(ex)
         message, code = _upstream_error_text(raw)
         await self._refuse(ex, sink, UpstreamRejected(response.status, code, message), message[:500])
 
@@ -213,8 +241,25 @@ class Flow:
         completion = 0 if prompt_only or call.endpoint == EMBEDDINGS else estimate.text_tokens(text, model.counter, pieces)
         return Usage(prompt, completion, estimated=True)
 
+    def _bounds(self, ex: Exchange) -> plausible.Limits:
+        """What the request could have produced: its prompt bound, the output it was allowed, the context."""
+        model, admission = ex.model, ex.admission
+        output = output_allowance(admission.grant, model, admission.prompt_bound, self._output_cap(ex.call, model))
+        return plausible.limits(admission.prompt_bound, output, model.config.context)
+
+    def _usage(self, ex: Exchange, reported: Reported | None, estimate: Callable[[], Usage]) -> Usage:
+        """The upstream's usage once checked, or the gateway's own count when it reported none."""
+        bounds = self._bounds(ex)
+        if reported is not None:
+            return plausible.from_upstream(reported, bounds)
+        return plausible.within(estimate(), bounds)
+
     async def _settle(self, ex: Exchange, usage: Usage, status: int, error: str | None) -> Settled:
+        ex.finished = True
         grant = ex.grant
+        usage = plausible.within(usage, self._bounds(ex))  # (a no-op for usage checked already)
+        if usage.doubt is not None:
+            error = (error + "; " if error else "") + usage.doubt
         cost = ex.model.cost(usage.prompt_tokens, usage.completion_tokens)
         if cost > grant.amount:
             error = (error + "; " if error else "") + f"cost {cost} capped at the reservation"
@@ -225,6 +270,28 @@ class Flow:
         self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
         self._observe(ex.call, record)
         return settled
+
+    async def _release(self, ex: Exchange) -> None:
+        ex.finished = True
+        await self.ledger.release(ex.grant)
+
+    async def _abandon(self, ex: Exchange, error: BaseException) -> None:
+        """A failure nobody foresaw (or a cancellation not absorbed): the reservation still ends, once.
+
+        Called on the way out of `run` with the error still propagating; settles the prompt when an
+        upstream answered (it read it), else releases, and writes the one usage record either way.
+        """
+        if ex.finished or ex.admission is None:
+            return
+        gone = isinstance(error, asyncio.CancelledError)
+        status = CLIENT_GONE if gone else GATEWAY_FAILED
+        why = "client disconnected" if gone else f"gateway error: {type(error).__name__}: {error}"[:500]
+        if ex.attempt is None:
+            await self._release(ex)
+            await self._record_failure(ex, status, why)
+            return
+        await ex.attempt.response.aclose()
+        await self._settle(ex, self._estimate(ex, "", 0, prompt_only=True), status, why)
 
     async def _settle_failed(self, ex: Exchange, sink: Sink, refusal: UpstreamBroke) -> None:
         """The upstream answered and then failed: charge the prompt it read, tell the client."""
@@ -268,13 +335,20 @@ def usage_block(usage: Usage) -> dict:
 
 
 def _answer_text(obj: dict) -> str:
+    """The text of a whole answer, to count when it reports no usage; whatever shape the upstream sent."""
     texts = []
-    for choice in obj.get("choices") or ():
-        if isinstance(choice, dict):
-            message = choice.get("message") or {}
-            texts.append(estimate.message_text(message) if isinstance(message, dict) else "")
-            if isinstance(choice.get("text"), str):
-                texts.append(choice["text"])
+    choices = obj.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        if isinstance(message, dict):
+            calls = message.get("tool_calls")
+            if calls is not None and not isinstance(calls, list):
+                message = {**message, "tool_calls": None}  # a shape no tool call has: its text is not counted
+            texts.append(estimate.message_text(message))
+        if isinstance(choice.get("text"), str):
+            texts.append(choice["text"])
     return "".join(texts)
 
 

@@ -1,8 +1,9 @@
 """Server-sent events from an OpenAI-compatible stream, split and sorted without parsing each one.
 
 Only the event that carries a usage object is parsed; every other event is
-relayed as the bytes that arrived. The raw events are kept so that a stream cut
-short can still be counted (parsed then, once).
+relayed as the bytes that arrived. The usage found is only the upstream's word
+(`Reported`): proxy/plausible.py checks it before anything is billed. The raw
+events are kept so that a stream cut short can still be counted (parsed then, once).
 
 Every event of every stream passes through here, so the checks on it are C-level
 calls only: a prefix test for `[DONE]` and one compiled-regex search for a usage
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 import orjson
 
 DONE = b"data: [DONE]\n\n"
-# A "usage" key whose value is an object (not null): the key, then any spaces, tabs and the colon, then "{".
-
+# One event larger than this is not an event: an upstream sending bytes with no event boundary.
+MAX_EVENT_BYTES = 16 << 20
 
 
 def _done_at(block: bytes) -> int:
@@ -47,38 +48,49 @@ def _has_usage_object(event: bytes) -> bool:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts the flow settles on: the upstream's once checked (proxy/plausible.py), or counted here."""
+
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
     cached_tokens: int | None = None
+    # Why the upstream's numbers were not taken as given (the gateway's bound stands in), or None.
+    doubt: str | None = None
 
 
-def usage_from(obj: object) -> Usage | None:
-    """The `usage` block of an OpenAI response or chunk, if it has real numbers."""
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """An upstream's usage block as it came: any JSON values, never used before proxy/plausible.py checks them."""
+
+    prompt_tokens: object
+    completion_tokens: object
+    cached_tokens: object = None
+
+
+def usage_from(obj: object) -> Reported | None:
+    """The `usage` block of an OpenAI response or chunk, if it has one (its numbers unchecked)."""
     if not isinstance(obj, dict):
         return None
     usage = obj.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int) or prompt < 0 or completion < 0:
+    if not isinstance(usage, dict) or "prompt_tokens" not in usage:
         return None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(prompt, completion, False, cached if isinstance(cached, int) else None)
+    return Reported(usage.get("prompt_tokens"), usage.get("completion_tokens", 0), cached)
 
 
 class EventStream:
     """Feeds raw bytes in, hands complete events out, remembers what it saw."""
 
-    __slots__ = ("_tail", "seen", "usage", "usage_event", "done")
+    __slots__ = ("_tail", "seen", "usage", "usage_event", "done", "error")
 
     def __init__(self) -> None:
-        self._tail = b""
+        self._tail: bytes | bytearray = b""  # the start of an event still arriving (grown in place once it spans reads)
         self.seen: list[bytes] = []
-        self.usage: Usage | None = None
+        self.usage: Reported | None = None
         self.usage_event: dict | None = None
         self.done = False
+        self.error: str | None = None  # set when the bytes cannot be a stream: nothing more is taken
 
     @property
     def pieces(self) -> int:
@@ -91,9 +103,27 @@ class EventStream:
         The usage-only event and `[DONE]` are held back: the caller sends them
         after settlement, so that the stream ends only once its cost is durable.
         Everything is found with C-level searches over the whole read; the
-        events in between are never split apart or copied one by one.
+        events in between are never split apart or copied one by one. An event
+        still arriving grows in place and only its new bytes are searched, so a
+        stream with no event boundary costs linear time, up to MAX_EVENT_BYTES.
         """
-        buffer = self._tail + data if self._tail else data
+        if self.error is not None:
+            return []
+        if self._tail:
+            tail = self._tail
+            if type(tail) is not bytearray:
+                tail = self._tail = bytearray(tail)
+            held = len(tail)
+            tail += data
+            since = held - 3 if held > 3 else 0  # a boundary may straddle the old end ("\r\n" + "\r\n")
+            if tail.find(b"\n\n", since) < 0 and tail.find(b"\n\r\n", since) < 0:
+                if len(tail) > MAX_EVENT_BYTES:
+                    self.error = f"the upstream sent more than {MAX_EVENT_BYTES} bytes without ending an event"
+                    self._tail = b""
+                return []
+            buffer = bytes(tail)
+        else:
+            buffer = data
         if b"\r" in buffer:  # CRLF servers; a CR at the end waits in the tail for its LF
             buffer = buffer.replace(b"\r\n", b"\n")
         end = buffer.rfind(b"\n\n")
@@ -130,7 +160,8 @@ class EventStream:
             obj = event_json(event)
             if not isinstance(obj, dict):
                 continue
-            for choice in obj.get("choices") or ():
+            choices = obj.get("choices")
+            for choice in choices if isinstance(choices, list) else ():
                 if not isinstance(choice, dict):
                     continue
                 delta = choice.get("delta") or {}
@@ -143,7 +174,8 @@ class EventStream:
                     value = delta.get(key)
                     if isinstance(value, str):
                         texts.append(value)
-                for call in delta.get("tool_calls") or ():
+                calls = delta.get("tool_calls")
+                for call in calls if isinstance(calls, list) else ():
                     fn = call.get("function") if isinstance(call, dict) else None
                     if isinstance(fn, dict):
                         texts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))

@@ -17,12 +17,12 @@ from tollgate.http.manage import ManagementAPI
 from tollgate.http.openai import DataPlane, OpenAIAPI
 from tollgate.http.request import Router
 from tollgate.serve.services import Services, open_services
-from tollgate.serve.setup import admin_token
+from tollgate.serve.setup import operator_token, save_admin_hash
 
 log = logging.getLogger("tollgate.serve")
 
 
-def mount(router: Router, services: Services, admin_hash: str) -> None:
+def mount(router: Router, services: Services, admin: AdminAuth) -> None:
     config, store = services.config, services.store
     max_body = config.server.max_body_bytes
     plane = DataPlane(ConsumptionAuth(store, services.clock), services.resolver, services.flow, max_body,
@@ -31,7 +31,7 @@ def mount(router: Router, services: Services, admin_hash: str) -> None:
     AnthropicAPI(plane).mount(router)
     ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
                   overhead=overhead_report(config.models)).mount(router)
-    AdminAPI(services.accounts, AdminAuth(admin_hash), services.ledger, max_body, services.clock,
+    AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
              services.metrics).mount(router)
 
 
@@ -56,11 +56,13 @@ def create_app(config: Config, announce: Callable[[Services, str | None], None] 
     async def startup() -> None:
         services = await open_services(config, clock)
         state["services"] = services
-        digest, shown_once = await admin_token(services.store, config.server.admin_token)
-        mount(router, services, digest)
+        token = await operator_token(services.store, config.server.admin_token)
+        store = services.store
+        admin = AdminAuth(token.stored, known=token.known, upgrade=lambda stored: save_admin_hash(store, stored))
+        mount(router, services, admin)
         settle_garbage_collector()
         if announce is not None:
-            announce(services, shown_once)
+            announce(services, token.known if token.shown_once else None)
 
     async def shutdown() -> None:
         services = state.pop("services", None)

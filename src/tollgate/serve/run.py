@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
-from tollgate.config.schema import Config
+from tollgate.config.schema import Config, HTTPLimits
 from tollgate.http.app import App
 from tollgate.ledger.journal import JournalBusy
 from tollgate.serve.app import create_app
@@ -86,7 +88,7 @@ async def _serve_lean(app: App, config: Config) -> int:
         print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()
-    server = Server(app)
+    server = Server(app, _within_descriptors(config.server.limits))
     try:
         listener = await loop.create_server(server.protocol, config.server.host, config.server.port, backlog=2048,
                                             reuse_address=True)
@@ -104,6 +106,34 @@ async def _serve_lean(app: App, config: Config) -> int:
     return 0
 
 
+# Descriptors kept for everything that is not a client connection: the database and its
+# side files, the journal, upstream connections, the model files.
+_SPARE_DESCRIPTORS = 256
+
+
+def _within_descriptors(limits: HTTPLimits) -> HTTPLimits:
+    """The connection cap, lowered to what this process may open (its soft limit raised as far as allowed).
+
+    Past the descriptor limit `accept` fails and clients see resets; under the cap they get a 503.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limits.max_connections + _SPARE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < want:
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft - _SPARE_DESCRIPTORS < limits.max_connections:
+        cap = max(1, soft - _SPARE_DESCRIPTORS)
+        logging.getLogger("tollgate.serve").warning(
+            "server.limits.max_connections lowered from %d to %d: this process may open %d files",
+            limits.max_connections, cap, soft)
+        return replace(limits, max_connections=cap)
+    return limits
+
+
 def _serve_uvicorn(app: App, config: Config) -> int:
     import uvicorn
 
@@ -113,11 +143,13 @@ def _serve_uvicorn(app: App, config: Config) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    # proxy_headers=False: nothing here reads the client address or scheme, so uvicorn's
-    # X-Forwarded-* middleware would only add a layer to every request.
+    # proxy_headers=False: the client address must be the socket's peer (the operator token's back-off
+    # counts failures per address), never what a client writes in X-Forwarded-For.
     uvicorn.run(
         app, host=config.server.host, port=config.server.port, loop=loop, http="httptools", lifespan="on",
         access_log=False, server_header=False, date_header=False, log_level="warning",
         timeout_graceful_shutdown=30, backlog=2048, proxy_headers=False,
+        timeout_keep_alive=config.server.limits.keepalive_timeout,
+        limit_concurrency=_within_descriptors(config.server.limits).max_connections,
     )
     return 0

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tollgate.config.schema import Config
-from tollgate.domain.secrets import ADMIN_PREFIX, hash_secret
+from tollgate.domain.secrets import ADMIN_PREFIX, hash_operator_token, is_legacy_token_hash
 from tollgate.store import Store, open_store
 
-ADMIN_HASH_KEY = "admin_token_sha256"
+log = logging.getLogger("tollgate.serve")
+
+# The operator token's salted scrypt hash (domain/secrets.py). Older versions kept its unsalted
+# SHA-256 under LEGACY_ADMIN_HASH_KEY: it still works, once, and that check replaces it (AdminAuth).
+ADMIN_HASH_KEY = "admin_token_scrypt"
+LEGACY_ADMIN_HASH_KEY = "admin_token_sha256"
 
 
 async def open_configured_store(config: Config) -> Store:
@@ -21,16 +28,38 @@ async def open_configured_store(config: Config) -> Store:
     return store
 
 
+@dataclass(frozen=True)
+class OperatorToken:
+    """The stored hash of the operator token, and the token itself where this process knows it."""
+
+    stored: str
+    known: str | None = None  # the configured or just generated token
+    shown_once: bool = False  # just generated: print it once
+
+
+async def save_admin_hash(store: Store, stored: str) -> None:
+    """Store the operator token's scrypt hash, and forget any legacy SHA-256 of it."""
+    await store.set_meta(ADMIN_HASH_KEY, stored)
+    if await store.get_meta(LEGACY_ADMIN_HASH_KEY):
+        await store.set_meta(LEGACY_ADMIN_HASH_KEY, "")
+
+
+async def operator_token(store: Store, configured: str | None, rotate: bool = False) -> OperatorToken:
+    """The operator token: the configured one (config.load refused it if weak), the stored one, or a new one."""
+    if not configured and not rotate:
+        stored = await store.get_meta(ADMIN_HASH_KEY) or await store.get_meta(LEGACY_ADMIN_HASH_KEY)
+        if stored:
+            if is_legacy_token_hash(stored):
+                log.warning("the operator token is stored as an unsalted SHA-256 (an older tollgate): its next "
+                            "successful use stores a salted scrypt hash instead; or run `tollgate admin-token --rotate`")
+            return OperatorToken(stored)
+    token = configured or ADMIN_PREFIX + secrets.token_urlsafe(32)
+    stored = await asyncio.to_thread(hash_operator_token, token)
+    await save_admin_hash(store, stored)
+    return OperatorToken(stored, token, shown_once=not configured)
+
+
 async def admin_token(store: Store, configured: str | None, rotate: bool = False) -> tuple[str, str | None]:
-    """(hash of the operator token, the token itself if it was just generated and must be shown once)."""
-    if configured:
-        digest = hash_secret(configured)
-        await store.set_meta(ADMIN_HASH_KEY, digest)
-        return digest, None
-    stored = await store.get_meta(ADMIN_HASH_KEY)
-    if stored and not rotate:
-        return stored, None
-    token = ADMIN_PREFIX + secrets.token_urlsafe(32)
-    digest = hash_secret(token)
-    await store.set_meta(ADMIN_HASH_KEY, digest)
-    return digest, token
+    """(stored hash of the operator token, the token itself if it was just generated and must be shown once)."""
+    token = await operator_token(store, configured, rotate)
+    return token.stored, token.known if token.shown_once else None

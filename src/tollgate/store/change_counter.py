@@ -9,8 +9,11 @@ subscriptions or keys publishes the database's counter here after it commits.
 from __future__ import annotations
 
 import mmap
+import os
 import sqlite3
 from pathlib import Path
+
+from tollgate.store.files import FILE_MODE, tighten_fd
 
 
 class ChangeCounter:
@@ -19,11 +22,14 @@ class ChangeCounter:
         self._map: mmap.mmap | None = None
 
     def open(self) -> None:
-        with open(self.path, "a+b") as handle:
-            if handle.seek(0, 2) < 8:
-                handle.write(b"\0" * 8)
-                handle.flush()
-            self._map = mmap.mmap(handle.fileno(), 8)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)  # the owner's only, like the database
+        try:
+            tighten_fd(fd)
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)  # zeros: counter 0
+            self._map = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
 
     def read(self) -> int:
         return int.from_bytes(self._map[:8], "little")

@@ -21,10 +21,11 @@ from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey,
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, StoredReservation
 from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
-from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows
+from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows, rejection, set_aside
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, subscription_of
 from tollgate.store.change_counter import ChangeCounter
 from tollgate.store.checkpoint import Checkpointer
+from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
 from tollgate.store.worker import DatabaseThread
 
@@ -99,7 +100,11 @@ class SQLiteStore:
         return run
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # SQLite gives the -wal and -shm files it creates the database file's mode: create that one 0600 first.
+        private_file(self.path)
+        for side in ("-wal", "-shm", "-journal"):
+            tighten(self.path.with_name(self.path.name + side))
         self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(migrate))
         self._checkpointer = Checkpointer(self.path, self._conn_lock)
@@ -109,6 +114,7 @@ class SQLiteStore:
         if self._journal.try_lock():
             try:
                 await self._run(self._tx(self._replay_journal))
+                self._journal.discard_files()  # only once the transaction that holds them committed
             finally:
                 self._journal.unlock()
 
@@ -132,10 +138,16 @@ class SQLiteStore:
         self._journaled = JournaledWrites(self._journal, self._apply_later)
 
     def _replay_journal(self, conn: sqlite3.Connection) -> int:
-        """Write in what the journal holds beyond the database; the last sequence number applied."""
-        applied = apply_entries(conn, self._journal.leftovers())
-        self._journal.discard_files()
-        return applied
+        """Write in what the journal holds beyond the database; the last sequence number applied.
+
+        A start never fails on one bad entry: a line that cannot be read, and a row the database
+        cannot take, are set aside in `rejected_records` with a log line (ledger/sql.py); the rest
+        goes in. The files are deleted by the caller, once this transaction committed.
+        """
+        entries = self._journal.leftovers()
+        set_aside(conn, [rejection("journal_line", f"an unreadable ledger journal line ({where})",
+                                   line.decode("utf-8", "replace")) for where, line in self._journal.damaged])
+        return apply_entries(conn, entries, skip_gaps=True)
 
     def _apply_later(self, entries: list[Entry]) -> asyncio.Future:
         return self._thread.run(lambda: self._call(self._tx(lambda c: apply_entries(c, entries))))
@@ -332,21 +344,28 @@ class SQLiteStore:
 
     # -- ledger -------------------------------------------------------------
 
+    def _journal_append(self, batch: LedgerBatch) -> None:
+        assert self._journaled is not None
+        try:
+            self._journaled.append(ledger_rows(batch))
+        except TypeError:  # a value its JSON cannot hold: the rows checked one by one, the bad ones set aside
+            self._journaled.append(ledger_rows(batch, checked=True))
+
     async def write_ledger(self, batch: LedgerBatch) -> None:
-        rows = ledger_rows(batch)
         if self._journaled is not None:
-            self._journaled.append(rows)
+            self._journal_append(batch)
         else:
+            rows = ledger_rows(batch)
             await self._run(self._tx(lambda c: apply_rows(c, rows)))
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
         """Journaled: one append. Otherwise a commit here, if the connection is free this instant."""
-        rows = ledger_rows(batch)
         if self._journaled is not None:
-            self._journaled.append(rows)
+            self._journal_append(batch)
             return True
         if self._conn is None or not self._conn_lock.acquire(blocking=False):
             return False
+        rows = ledger_rows(batch)
         try:
             self._on_conn(self._tx(lambda c: apply_rows(c, rows)))
         finally:

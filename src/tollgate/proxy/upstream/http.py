@@ -17,12 +17,20 @@ timeout is minutes: requests would pile up instead of falling back); past it,
 UpstreamError "timeout", so the relay falls back or answers 504. A connection
 goes back as soon as its response has fully arrived (the rest waits unread in
 the response); closing or aborting one frees its slot.
+
+The upstream is not trusted with the gateway's memory or its money: an answer
+is at most `max_response_bytes` (head and body; past it, UpstreamError
+"protocol"), and a request is written once. A POST that was written may have
+been read and acted on, so a connection that fails after the write is never
+retried on another one; only an idle connection the server closed meanwhile is
+caught before anything is written (a zero-timeout poll of its socket).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import select
 import ssl
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -41,7 +49,7 @@ class HTTPResponse:
     """One response, fed by its connection; read as it arrives."""
 
     __slots__ = ("status", "deadline", "_raw_headers", "_headers", "_conn", "_chunks", "_buffered", "_done", "_error",
-                 "_waiter", "_head")
+                 "_waiter", "_head", "_left")
 
     def __init__(self, conn: _Connection, deadline: float) -> None:
         self.status = 0
@@ -55,6 +63,7 @@ class HTTPResponse:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future | None = None
         self._head: asyncio.Future = conn.loop.create_future()
+        self._left = conn.client.settings.max_response_bytes  # bytes this answer may still have
 
     @property
     def headers(self) -> dict[str, str]:
@@ -134,7 +143,6 @@ class _Connection(asyncio.Protocol):
         self.response: HTTPResponse | None = None
         self.closed = False
         self.paused = False
-        self.used = False
         self.timer: asyncio.TimerHandle | None = None
 
     # -- transport events -----------------------------------------------------
@@ -143,6 +151,15 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        response = self.response
+        if response is not None:
+            # Every byte on the wire counts (head, body, chunk framing): the parser never holds more than the bound.
+            response._left -= len(data)
+            if response._left < 0:
+                limit = self.client.settings.max_response_bytes
+                self._broken(UpstreamError("protocol", f"the upstream's answer is larger than {limit} bytes "
+                                                       "(max_response_bytes)"))
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -157,6 +174,10 @@ class _Connection(asyncio.Protocol):
             self.response = None
 
     # -- parser callbacks -----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.response is None:  # an idle connection must stay silent: raised as a parser error, and closed
+            raise UpstreamError("protocol", "upstream sent a response nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.response is not None:
@@ -225,6 +246,21 @@ class _Connection(asyncio.Protocol):
             self.paused = False
             self.transport.resume_reading()
 
+    def reusable(self) -> bool:
+        """An idle connection still open: nothing readable on it (its end, or bytes nobody asked for)."""
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
     def abort(self) -> None:
         self.closed = True
         self.client._forget(self)
@@ -233,7 +269,6 @@ class _Connection(asyncio.Protocol):
 
     def start(self, request: bytes, first_byte_timeout: float, total_timeout: float) -> HTTPResponse:
         """Send one request; the first byte must come within one timeout, the whole body within the other."""
-        self.used = True
         now = self.loop.time()
         self.response = HTTPResponse(self, now + total_timeout)
         self._arm(min(first_byte_timeout, total_timeout))
@@ -294,9 +329,11 @@ class HTTPUpstream:
                                                f"(max_connections = {pool.limit}, all busy)") from None
             if conn is None:  # a slot: the rest of the connect timeout is for opening the socket
                 return await self._connect(deadline - loop.time())
-            if not conn.closed:
+            if conn.reusable():
                 return conn
-            # It closed while being handed over; its slot went on to the next in line. Try again.
+            # It closed while being handed over (its slot went on to the next in line), or the server
+            # closed it just before: nothing was written to it. Try again.
+            conn.abort()
 
     async def _connect(self, timeout: float) -> _Connection:
         """Open a connection on a slot already reserved: the slot becomes the connection's, or is released."""
@@ -327,23 +364,25 @@ class HTTPUpstream:
             b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body,
         ))
 
+    def _take_idle(self) -> _Connection | None:
+        """An idle connection fit to write to; those the server closed meanwhile are dropped (each once)."""
+        pool = self._pool
+        while (conn := pool.take_idle()) is not None:
+            if conn.reusable():
+                return conn
+            conn.abort()
+        return None
+
     async def send(self, path: str, body: bytes, request_id: str | None = None) -> HTTPResponse:
+        """Write the request once; any failure after the write is final (see the module docstring)."""
         request = self._request_bytes(path, body, request_id)
-        for attempt in (0, 1):
-            conn = self._pool.take_idle()
-            if conn is None:
-                conn = await self._acquire()
-            reused = conn.used
-            response = conn.start(request, self.settings.first_byte_timeout, self.settings.timeout)
-            try:
-                await response._head
-                return response
-            except asyncio.CancelledError:
-                conn.abort()  # the client went away: the upstream must stop working on it now
-                raise
-            except UpstreamError as exc:
-                # A kept-alive connection the server closed while idle: retry once on a new one.
-                if reused and exc.kind == "closed" and attempt == 0 and not response._chunks:
-                    continue
-                raise
-        raise UpstreamError("closed", "upstream closed the connection")
+        conn = self._take_idle()
+        if conn is None:
+            conn = await self._acquire()
+        response = conn.start(request, self.settings.first_byte_timeout, self.settings.timeout)
+        try:
+            await response._head
+        except asyncio.CancelledError:
+            conn.abort()  # the client went away: the upstream must stop working on it now
+            raise
+        return response
