@@ -24,7 +24,6 @@ cat > "$CONFIG" <<TOML
 host = "127.0.0.1"
 port = $GW_PORT
 database = "sqlite:///$GW_WORKDIR/tollgate.db"
-http = "${TOLLGATE_HTTP_SERVER:-tollgate}"
 
 [[upstreams]]
 name = "fake"

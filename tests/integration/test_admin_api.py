@@ -113,3 +113,27 @@ def test_malformed_json_and_oversized_bodies_are_4xx(gateway):
     r = httpx.post(gateway.url + "/admin/accounts", content=b'{"name": "' + b"x" * (9 * 1024 * 1024) + b'"}',
                    headers=headers)
     assert r.status_code == 413
+
+
+def test_account_pages_walk_every_account_exactly_once(gateway):
+    made = [gateway.account(f"acme-{n}")[0] for n in range(11)]
+    everything = gateway.admin("GET", "/admin/accounts").json()
+    assert (everything["has_more"], everything["next_cursor"]) == (False, None)
+    assert sorted(a["id"] for a in everything["data"]) == sorted(made)
+    for limit in (1, 3, 11):
+        seen, cursor = [], None
+        for _ in range(20):
+            page = gateway.admin("GET", f"/admin/accounts?limit={limit}" + (f"&after={cursor}" if cursor else "")).json()
+            assert page["success"] is True and 0 < len(page["data"]) <= limit
+            seen += [a["id"] for a in page["data"]]
+            if not page["has_more"]:
+                assert page["next_cursor"] is None
+                break
+            cursor = page["next_cursor"]
+            assert cursor == page["data"][-1]["id"]
+        assert seen == [a["id"] for a in everything["data"]], limit
+    for query, param in (("limit=0", "limit"), ("limit=1001", "limit"), ("limit=many", "limit"),
+                         ("after=acct_nope", "after")):
+        r = gateway.admin("GET", f"/admin/accounts?{query}")
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["success"] is False and r.json()["error"]["param"] == param

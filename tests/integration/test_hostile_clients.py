@@ -35,7 +35,8 @@ def hostile(tmp_path_factory):
                             "tpm": 10**9})
     gw = Gateway(tmp, config)
     gw.start("/health")
-    gw.sk = gw.key(plan="roomy", name="hostile")["sk"]
+    key = gw.key(plan="roomy", name="hostile")
+    gw.sk, gw.mk = key["sk"], key["mk"]
     yield gw
     gw.stop()
     upstream.stop()
@@ -214,4 +215,22 @@ def test_a_client_that_does_not_read_its_stream_is_cut_off_and_its_reservation_f
     assert reserved == 0, "the reservation of a stream nobody reads is still held"
     sock.close()
     assert "did not read its answer" in hostile.log.read_text()  # cut off by the write timeout, not finished
+    probe(hostile)
+
+
+def ledger_totals(gw) -> tuple[int, int]:
+    """(what the key's budget says was spent, what its usage records add up to)."""
+    budget = httpx.get(gw.url + "/v1/usage", headers={"authorization": "Bearer " + gw.sk}, timeout=WAIT).json()
+    records = gw.manage("GET", "/api/usage", gw.mk).json()["data"]
+    return budget["budget"]["spent_nanos"], records["total"]["spent_nanos"]
+
+
+def test_after_every_hostile_client_the_ledger_adds_up_and_the_gateway_restarts(hostile):
+    """Runs last in this module: what all the tests above left behind."""
+    spent, recorded = ledger_totals(hostile)
+    assert spent == recorded and spent > 0  # the slow reader's stream was charged for what was sent
+    probe(hostile)
+    hostile.stop()
+    hostile.start("/health")
+    assert ledger_totals(hostile) == (spent, recorded)
     probe(hostile)

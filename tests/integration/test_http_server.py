@@ -1,5 +1,5 @@
-"""The built-in HTTP/1.1 server, spoken to over raw sockets: keep-alive, pipelining, chunked bodies,
-100-continue, HEAD, malformed requests; and the same app under uvicorn (`server.http`)."""
+"""The gateway's HTTP/1.1 (uvicorn with the limits of `[server.limits]`), spoken to over raw sockets:
+keep-alive, pipelining, chunked bodies, 100-continue, HEAD, malformed requests; a stream through it."""
 
 from __future__ import annotations
 
@@ -114,8 +114,19 @@ def test_malformed_requests_get_400_and_the_server_lives_on(gateway):
     assert httpx.get(gateway.url + "/health").status_code == 200
 
 
-def test_the_same_app_under_uvicorn(gateway_factory, fake_upstream):
-    gw = gateway_factory(fake_config(fake_upstream.url, http="uvicorn"))
+def test_the_removed_server_option_is_refused_clearly(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "t.toml"
+    config.write_text('[server]\nhttp = "tollgate"\n')
+    done = subprocess.run([sys.executable, "-m", "tollgate", "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "server.http: the built-in HTTP server was removed" in done.stderr
+
+
+def test_a_stream_and_a_health_check(gateway_factory, fake_upstream):
+    gw = gateway_factory(fake_config(fake_upstream.url))
     key = gw.key()
     r = httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key['sk']}"},
                    json={"model": "fake-chat", "stream": True, "messages": [{"role": "user", "content": "[[reply:3]]"}]})

@@ -1,7 +1,14 @@
 """The management plane (mk_ keys): keys, billing, usage, and strict account scoping."""
 
+import random
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+
 import httpx
 import pytest
+
+from tests.conftest import fake_config
 
 
 def test_keys_create_list_revoke(gateway):
@@ -121,3 +128,181 @@ def test_management_endpoints_need_a_management_key(gateway):
         r = httpx.get(gateway.url + "/api/keys", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, token
         assert r.json()["success"] is False
+
+
+# -- usage reports summed by the database, and pages of keys ------------------------------------------
+
+DAY = 86400
+
+
+def bulk_gateway(gateway_factory, fake_upstream):
+    """The fake upstream behind a plan roomy enough for hundreds of requests."""
+    config = fake_config(fake_upstream.url)
+    config["plans"].append({"slug": "bulk", "window": "5h", "budget_per_window": "100", "rpm": 1_000_000,
+                            "tpm": 1_000_000_000})
+    return gateway_factory(config)
+
+
+def summed(rows) -> dict:
+    return {"spent_nanos": sum(r["cost"] for r in rows), "requests": len(rows),
+            "input_tokens": sum(r["input"] for r in rows), "output_tokens": sum(r["output"] for r in rows)}
+
+
+def check_groups(report: dict, groups: tuple[str, ...]) -> None:
+    """Every grouping of a report adds up to its total, period by period in order."""
+    total = report["total"]
+    for grouping in groups:
+        periods = [g["period"] for g in report[grouping]]
+        assert periods == sorted(set(periods)), grouping
+        for field in ("spent_nanos", "requests", "input_tokens", "output_tokens"):
+            assert sum(g[field] for g in report[grouping]) == total[field], (grouping, field)
+
+
+def test_usage_totals_and_groups_equal_the_requests_made(gateway_factory, fake_upstream):
+    gw = bulk_gateway(gateway_factory, fake_upstream)
+    account_id, mk = gw.account()
+    sub = gw.subscribe(account_id, "bulk")
+    keys = []
+    for name, budget in (("plain", None), ("hourly", {"limit": "50", "window": "1h"}), ("idle", None)):
+        body = {"name": name, "subscriptionId": sub, **({"budget": budget} if budget else {})}
+        keys.append(gw.manage("POST", "/api/keys/subscription", mk, body).json()["data"])
+    made: dict[str, list[dict]] = {keys[0]["id"]: [], keys[1]["id"]: []}
+    with httpx.Client(base_url=gw.url, timeout=30) as client:
+        for n in range(300):
+            key = keys[n % 2]
+            r = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key['apiKey']}"},
+                            json={"model": "fake-chat", "messages": [{"role": "user", "content": f"n{n} [[reply:{n % 7 + 1}]]"}]})
+            assert r.status_code == 200, r.text
+            made[key["id"]].append({"cost": int(r.headers["x-request-cost-nanos"]), "input": r.json()["usage"]["prompt_tokens"],
+                                    "output": r.json()["usage"]["completion_tokens"]})
+
+    account = gw.manage("GET", "/api/usage", mk).json()["data"]
+    everything = made[keys[0]["id"]] + made[keys[1]["id"]]
+    assert {f: account["total"][f] for f in summed(everything)} == summed(everything)
+    check_groups(account, ("byDay", "byWeek", "byMonth"))
+    per_key = {k["keyId"]: k for k in account["keys"]}
+    listed = [k["id"] for k in gw.manage("GET", "/api/keys", mk).json()["data"]]
+    assert [k["keyId"] for k in account["keys"]] == listed and sorted(listed) == sorted(k["id"] for k in keys)
+    for key in keys:
+        rows = made.get(key["id"], [])
+        assert (per_key[key["id"]]["spentNanos"], per_key[key["id"]]["requests"]) == (sum(r["cost"] for r in rows), len(rows))
+        report = gw.manage("GET", f"/api/usage/{key['id']}", mk).json()["data"]
+        assert {f: report["total"][f] for f in summed(rows)} == summed(rows)
+        check_groups(report, ("byWindow", "byDay", "byWeek", "byMonth"))
+    hourly = gw.manage("GET", f"/api/usage/{keys[1]['id']}", mk).json()["data"]["byWindow"]
+    start, end = (datetime.fromisoformat(t) for t in hourly[0]["period"].split("/"))
+    assert end - start <= timedelta(hours=1) and start.minute == start.second == 0
+
+
+def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway):
+    """200,000 records written straight into the database of a stopped gateway, then reported over HTTP."""
+    account_id, mk = gateway.account()
+    gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": 5})
+    keys = [gateway.manage("POST", "/api/keys/credit", mk, {"name": f"k{n}"}).json()["data"]["id"] for n in range(3)]
+    other_id, other_mk = gateway.account("other")
+    assert gateway.stop() == 0
+
+    now = time.time()
+    rng = random.Random(13)
+    rows = []
+    for n in range(200_000):
+        # Ages from an hour to 500 days, never within an hour of the 31- and 366-day cutoffs (the test takes seconds).
+        age = rng.uniform(3600, 500 * DAY)
+        if abs(age - 31 * DAY) < 3600 or abs(age - 366 * DAY) < 3600:
+            age += 2 * 3600
+        account, key = (other_id, "key_other") if n % 10 == 0 else (account_id, keys[n % 3])
+        rows.append((f"req_bulk_{n}", now - age, account, key, "fake-chat", "chat", 200, rng.randint(1, 50_000),
+                     rng.randint(1, 4_000), rng.randint(0, 10**12), 1.0, 0, 0))
+    db = sqlite3.connect(gateway.config_path.parent / "tollgate.db")
+    with db:
+        db.executemany("INSERT INTO usage_records (request_id, created_at, account_id, key_id, model, endpoint, status,"
+                       " input_tokens, output_tokens, cost, latency_ms, estimated, stream) VALUES"
+                       " (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    db.close()
+    gateway.start("/health")
+
+    def expected(since: float, until: float, key: str | None = None) -> tuple[dict, dict[str, int]]:
+        chosen = [r for r in rows if r[2] == account_id and since <= r[1] < until and (key is None or r[3] == key)]
+        days: dict[str, int] = {}
+        for r in chosen:
+            day = datetime.fromtimestamp(int(r[1]), tz=timezone.utc).strftime("%Y-%m-%d")
+            days[day] = days.get(day, 0) + r[9]
+        total = {"spent_nanos": sum(r[9] for r in chosen), "requests": len(chosen),
+                 "input_tokens": sum(r[7] for r in chosen), "output_tokens": sum(r[8] for r in chosen)}
+        return total, days
+
+    since, until = now - 300 * DAY, now - 20 * DAY
+    query = f"since={since}&until={until}"
+    report = gateway.manage("GET", f"/api/usage?{query}", mk).json()["data"]
+    total, days = expected(since, until)
+    assert {f: report["total"][f] for f in total} == total and total["requests"] > 100_000
+    assert {g["period"]: g["spent_nanos"] for g in report["byDay"]} == days
+    check_groups(report, ("byDay", "byWeek", "byMonth"))
+    assert sum(k["spentNanos"] for k in report["keys"]) == total["spent_nanos"]
+    assert datetime.fromisoformat(report["since"]).timestamp() == int(since)
+
+    key_report = gateway.manage("GET", f"/api/usage/{keys[1]}?{query}", mk).json()["data"]
+    key_total, key_days = expected(since, until, keys[1])
+    assert {f: key_report["total"][f] for f in key_total} == key_total
+    assert {g["period"]: g["spent_nanos"] for g in key_report["byDay"]} == key_days
+    assert [g["period"] for g in key_report["byWindow"]] == ["credits"]
+
+    for days_back in (31, 366):
+        path = "/api/usage" if days_back == 31 else "/api/usage?days=366"
+        report = gateway.manage("GET", path, mk).json()["data"]
+        total, _ = expected(now - days_back * DAY, now + DAY)
+        assert {f: report["total"][f] for f in total} == total, days_back
+    other = gateway.manage("GET", "/api/usage?days=366", other_mk).json()["data"]
+    assert other["total"]["requests"] == sum(1 for r in rows if r[2] == other_id and r[1] >= now - 366 * DAY)
+    assert account_id not in str(other) and keys[0] not in str(other)
+
+
+@pytest.mark.parametrize(
+    "query, param",
+    [
+        ("days=0", "days"), ("days=367", "days"), ("days=-3", "days"), ("days=1.5", "days"), ("days=ten", "days"),
+        ("since=yesterday", "since"), ("until=2026-13-01", "until"), ("since=2026-03-01&until=2026-02-01", "since"),
+        ("since=2024-01-01&until=2026-01-01", "since"), ("since=2026-01-01&days=3", "days"),
+        ("until=99999999999999", "until"), ("days=" + "9" * 300, "days"),
+    ],
+)
+def test_bad_usage_ranges_get_400_in_the_envelope(gateway, query, param):
+    key = gateway.key()
+    for path in ("/api/usage", f"/api/usage/{key['key_id']}", "/api/analytics/overhead"):
+        r = gateway.manage("GET", f"{path}?{query}", key["mk"])
+        assert r.status_code == 400, (path, query, r.text)
+        body = r.json()
+        assert body["success"] is False and body["error"]["param"] == param and param in body["error"]["message"]
+
+
+def test_key_pages_walk_every_key_exactly_once(gateway):
+    account_id, mk = gateway.account()
+    gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": 1})
+    made = [gateway.manage("POST", "/api/keys/credit", mk, {"name": f"k{n}"}).json()["data"]["id"] for n in range(23)]
+    other_id, other_mk = gateway.account("other")
+    gateway.admin("POST", f"/admin/accounts/{other_id}/credits", {"amount": 1})
+    foreign = gateway.manage("POST", "/api/keys/credit", other_mk, {"name": "theirs"}).json()["data"]["id"]
+
+    everything = gateway.manage("GET", "/api/keys", mk).json()
+    assert (everything["hasMore"], everything["nextCursor"]) == (False, None)
+    assert sorted(k["id"] for k in everything["data"]) == sorted(made)
+    for limit in (1, 4, 23):
+        seen, cursor, pages = [], None, 0
+        for _ in range(30):
+            r = gateway.manage("GET", f"/api/keys?limit={limit}" + (f"&after={cursor}" if cursor else ""), mk).json()
+            assert r["success"] is True and len(r["data"]) <= limit
+            seen += [k["id"] for k in r["data"]]
+            pages += 1
+            if not r["hasMore"]:
+                assert r["nextCursor"] is None
+                break
+            assert r["nextCursor"] == r["data"][-1]["id"]
+            cursor = r["nextCursor"]
+        assert seen == [k["id"] for k in everything["data"]], limit
+        assert pages == -(-23 // limit)
+    for query, param in (("limit=0", "limit"), ("limit=1001", "limit"), ("limit=x", "limit"), ("limit=-1", "limit"),
+                         ("after=key_nope", "after"), (f"after={foreign}", "after"), ("after=" + "k" * 500, "after")):
+        r = gateway.manage("GET", f"/api/keys?{query}", mk)
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["success"] is False and r.json()["error"]["param"] == param
+        assert foreign not in r.text

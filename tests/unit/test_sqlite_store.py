@@ -86,6 +86,8 @@ def test_checkpoints_run_off_the_writers_thread_and_keep_the_wal_small(tmp_path)
     checkpoints, wal_pages, spent = asyncio.run(main())
     # 6,000 rows changed at 200 per checkpoint: the thread ran many times, the WAL was reset
     # again and again instead of growing with every write (3,000 commits write ~9,000 pages).
+    # Half of that is the bar: on a loaded machine the checkpoint thread runs later, and the WAL
+    # was seen at 2,112 pages there (1,000-1,500 on a quiet one), never near 9,000.
     assert checkpoints >= 5
-    assert wal_pages < 2_000
+    assert wal_pages < 4_500
     assert spent == 15_000

@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from tollgate.accounts.service import AccountService
 from tollgate.cli.configured import configured_store, read_config
@@ -26,6 +26,8 @@ from tollgate.http.views import admin_account, admin_key, admin_management_key, 
 from tollgate.serve.setup import admin_token
 
 Action = Callable[[AccountService, argparse.Namespace], Awaitable[int]]
+Row = TypeVar("Row", Account, ApiKey)
+PAGE = 1000  # rows per query when a command lists every account or key
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], int]:
@@ -102,10 +104,30 @@ KEY_COLS = [("id", "ID"), ("name", "NAME"), ("type", "TYPE"), ("subscription_id"
             ("budget", "OWN BUDGET"), ("active", "ACTIVE")]
 
 
+async def _every(fetch: Callable[[str | None, int], Awaitable[list[Row]]]) -> list[Row]:
+    """Every row of a list, one bounded query a page (`after` the last id), never the whole table in one."""
+    rows: list[Row] = []
+    after = None
+    while True:
+        page = await fetch(after, PAGE)
+        rows += page
+        if len(page) < PAGE:
+            return rows
+        after = page[-1].id
+
+
+async def _accounts(svc: AccountService) -> list[Account]:
+    return await _every(lambda after, limit: svc.store.list_accounts(after=after, limit=limit))
+
+
+async def _keys(svc: AccountService, account_id: str) -> list[ApiKey]:
+    return await _every(lambda after, limit: svc.store.list_api_keys(account_id, after=after, limit=limit))
+
+
 # -- actions -----------------------------------------------------------------------
 
 async def accounts_list(svc: AccountService, args: argparse.Namespace) -> int:
-    emit([account_row(a) for a in await svc.list_accounts()], args.json, ACCOUNT_COLS)
+    emit([account_row(a) for a in await _accounts(svc)], args.json, ACCOUNT_COLS)
     return 0
 
 
@@ -119,7 +141,7 @@ async def accounts_create(svc: AccountService, args: argparse.Namespace) -> int:
 async def accounts_show(svc: AccountService, args: argparse.Namespace) -> int:
     account = await svc.account(args.account)
     subs = [subscription_row(s) for s in await svc.subscriptions(account.id)]
-    keys = [key_row(k) for k in await svc.keys(account.id)]
+    keys = [key_row(k) for k in await _keys(svc, account.id)]
     if args.json:
         emit({**account_row(account), "subscriptions": subs, "keys": keys}, True)
         return 0
@@ -182,7 +204,7 @@ async def credits_grant(svc: AccountService, args: argparse.Namespace) -> int:
 
 async def keys_list(svc: AccountService, args: argparse.Namespace) -> int:
     await svc.account(args.account)
-    _emit_keys([key_row(k) for k in await svc.keys(args.account)], args.json, KEY_COLS)
+    _emit_keys([key_row(k) for k in await _keys(svc, args.account)], args.json, KEY_COLS)
     return 0
 
 

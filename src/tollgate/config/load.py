@@ -65,10 +65,12 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         reservation_ttl=t.int("reservation_ttl", d.reservation_ttl, minimum=1),
         admission_wait=t.number("admission_wait", d.admission_wait),
         store_request_text=t.bool("store_request_text", d.store_request_text),
-        http=t.str("http", d.http),
         admin_token=t.str("admin_token", None),
         limits=_limits(t.table("limits")),
     )
+    if t.str("http", None) is not None:
+        raise ConfigError("server.http: the built-in HTTP server was removed (uvicorn, with the limits of "
+                          "[server.limits], serves every gateway now): delete this key")
     t.done()
     overrides: dict = {}
     if env.get("TOLLGATE_HOST"):
@@ -94,8 +96,6 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
                           "ready for it); use sqlite:///PATH")
     if not server.database.startswith("sqlite:///"):
         raise ConfigError(f"server.database: expected sqlite:///PATH, got {server.database!r}")
-    if server.http not in ("tollgate", "uvicorn"):
-        raise ConfigError(f"server.http: expected \"tollgate\" or \"uvicorn\", got {server.http!r}")
     if not (0 <= server.port <= 65535):
         raise ConfigError(f"server.port: {server.port} is not a port number")
     if server.budget_store.startswith(("redis://", "rediss://")):

@@ -47,8 +47,6 @@ class ServerConfig:
     # `tollgate router sample` can export it for labelling.
     store_request_text: bool = False
     admin_token: str | None = None
-    # "tollgate": the built-in lean HTTP/1.1 server; "uvicorn": the same app under uvicorn.
-    http: str = "tollgate"
     limits: HTTPLimits = HTTPLimits()
 
 

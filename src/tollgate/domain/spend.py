@@ -1,59 +1,140 @@
-"""Spend reports built from usage records: by budget window, UTC day, ISO week and month."""
+"""Spend reports: by budget window, UTC day, ISO week and month.
+
+Two ways in, one shape out. `spend_report` groups usage records already in memory;
+`summarize` rolls up the sums a database computed per (UTC day, window start) — the
+finest buckets every grouping is made of — so that a report over a long history
+never brings its records into Python (`Store.usage_summary`). Both label a record
+by the whole second it was admitted in (`created_at` floored, as budget windows are),
+so they agree to the nano-dollar; tests hold them to it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tollgate.domain.money import format_usd
 from tollgate.domain.timestamps import iso
 from tollgate.domain.usage import UsageRecord
-from tollgate.domain.windows import window_end, window_start
+from tollgate.domain.windows import DAY, window_end, window_start
+
+GROUPINGS = ("by_window", "by_day", "by_week", "by_month")
 
 
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+@dataclass(slots=True)
+class Spend:
+    """What a set of requests cost: exact nano-dollars, a count and tokens."""
+
+    cost: int = 0
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, cost: int, requests: int, input_tokens: int, output_tokens: int) -> None:
+        self.cost += cost
+        self.requests += requests
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
 
 
-def _week(ts: float) -> str:
-    year, week, _ = datetime.fromtimestamp(ts, tz=timezone.utc).isocalendar()
+@dataclass(slots=True)
+class SpendSummary:
+    """A total and its four groupings, each a list of (period label, spend) in label order; and, when asked
+    for, the spend of each key of the account: (key id, key name, spend), oldest key first."""
+
+    total: Spend = field(default_factory=Spend)
+    by_window: list[tuple[str, Spend]] = field(default_factory=list)
+    by_day: list[tuple[str, Spend]] = field(default_factory=list)
+    by_week: list[tuple[str, Spend]] = field(default_factory=list)
+    by_month: list[tuple[str, Spend]] = field(default_factory=list)
+    by_key: list[tuple[str, str, Spend]] = field(default_factory=list)
+
+
+def _second(ts: float) -> int:
+    return int(ts // 1)
+
+
+def _day(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _week(second: int) -> str:
+    year, week, _ = datetime.fromtimestamp(second, tz=timezone.utc).isocalendar()
     return f"{year}-W{week:02d}"
 
 
-def _month(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m")
+def _month(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m")
+
+
+def window_label(start: int, window: int | None) -> str:
+    """The period name of a budget window; credits have one period, "credits"."""
+    return f"{iso(start)}/{iso(window_end(start, window))}" if window else "credits"
+
+
+def spend_row(period: str, spend: Spend) -> dict:
+    return {"period": period, "spent": format_usd(spend.cost), "spent_nanos": spend.cost,
+            "requests": spend.requests, "input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens}
+
+
+def total_row(spend: Spend) -> dict:
+    return {"spent": format_usd(spend.cost), "spent_nanos": spend.cost, "requests": spend.requests,
+            "input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens}
+
+
+def report_of(summary: SpendSummary) -> dict:
+    """A summary in the report's JSON shape (the same as `spend_report`'s)."""
+    report = {"total": total_row(summary.total)}
+    for name in GROUPINGS:
+        report[name] = [spend_row(period, spend) for period, spend in getattr(summary, name)]
+    return report
 
 
 def _group(records: Iterable[UsageRecord], label: Callable[[UsageRecord], str]) -> list[dict]:
-    groups: dict[str, dict] = {}
+    groups: dict[str, Spend] = {}
     for r in records:
-        g = groups.setdefault(label(r), {"cost": 0, "requests": 0, "input_tokens": 0, "output_tokens": 0})
-        g["cost"] += r.cost
-        g["requests"] += 1
-        g["input_tokens"] += r.input_tokens
-        g["output_tokens"] += r.output_tokens
-    return [
-        {"period": name, "spent": format_usd(g["cost"]), "spent_nanos": g["cost"], "requests": g["requests"],
-         "input_tokens": g["input_tokens"], "output_tokens": g["output_tokens"]}
-        for name, g in sorted(groups.items())
-    ]
+        groups.setdefault(label(r), Spend()).add(r.cost, 1, r.input_tokens, r.output_tokens)
+    return [spend_row(name, spend) for name, spend in sorted(groups.items())]
 
 
 def spend_report(records: list[UsageRecord], window: int | None) -> dict:
-    """Spend of a set of records grouped four ways; `window` is the key's budget window length."""
+    """Spend of records in memory grouped four ways; `window` is the key's budget window length."""
 
-    def window_label(r: UsageRecord) -> str:
+    def by_window(r: UsageRecord) -> str:
         # created_at is the admission time, so this is the window the request was charged to.
-        start = window_start(r.created_at, window)
-        return f"{iso(start)}/{iso(window_end(start, window))}" if window else "credits"
+        return window_label(window_start(r.created_at, window), window)
 
-    total = sum(r.cost for r in records)
+    total = Spend()
+    for r in records:
+        total.add(r.cost, 1, r.input_tokens, r.output_tokens)
     return {
-        "total": {"spent": format_usd(total), "spent_nanos": total, "requests": len(records),
-                  "input_tokens": sum(r.input_tokens for r in records),
-                  "output_tokens": sum(r.output_tokens for r in records)},
-        "by_window": _group(records, window_label),
-        "by_day": _group(records, lambda r: _day(r.created_at)),
-        "by_week": _group(records, lambda r: _week(r.created_at)),
-        "by_month": _group(records, lambda r: _month(r.created_at)),
+        "total": total_row(total),
+        "by_window": _group(records, by_window),
+        "by_day": _group(records, lambda r: _day(_second(r.created_at))),
+        "by_week": _group(records, lambda r: _week(_second(r.created_at))),
+        "by_month": _group(records, lambda r: _month(_second(r.created_at))),
     }
+
+
+def summarize(buckets: Iterable[tuple[int, int, Spend]], window: int | None) -> SpendSummary:
+    """Roll up spend per (UTC day number, window start) into a total and the four groupings.
+
+    A database groups the records by those two numbers (day = created_at // 86400; the window
+    start as `windows.window_start` computes it, 0 for credits); this names the periods. The work
+    is proportional to the buckets, never to the records.
+    """
+    total = Spend()
+    groups: dict[str, dict[str, Spend]] = {name: {} for name in GROUPINGS}
+    label_of_day: dict[int, tuple[str, str, str]] = {}
+    for day, start, spend in buckets:
+        total.add(spend.cost, spend.requests, spend.input_tokens, spend.output_tokens)
+        labels = label_of_day.get(day)
+        if labels is None:
+            second = day * DAY
+            labels = label_of_day[day] = (_day(second), _week(second), _month(second))
+        periods = (window_label(start, window), *labels)
+        for name, period in zip(GROUPINGS, periods):
+            groups[name].setdefault(period, Spend()).add(
+                spend.cost, spend.requests, spend.input_tokens, spend.output_tokens)
+    return SpendSummary(total, *(sorted(groups[name].items()) for name in GROUPINGS))

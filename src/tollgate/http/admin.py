@@ -13,6 +13,7 @@ from tollgate.http.errors import ENVELOPE_SHAPE
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.proxy.metrics import RouteMetrics
+from tollgate.store.base import UnknownCursor
 
 
 def ok(data: object) -> dict:
@@ -59,9 +60,16 @@ class AdminAPI:
         return (await self.ledger.read(credit_pool(account))).remaining
 
     async def list_accounts(self, request: Request, send: Send) -> None:
+        """`GET /admin/accounts?limit=100&after=<account id>`: a page of accounts, oldest first."""
         await self._operator(request)
-        accounts = await self.accounts.list_accounts()
-        await send_json(send, 200, ok([views.admin_account(a) for a in accounts]))
+        limit, after = fields.page(request.query)
+        try:
+            accounts = await self.accounts.store.list_accounts(after=after, limit=limit + 1)
+        except UnknownCursor:
+            raise fields.bad("after", "is not an account id (use the next_cursor of the page before)") from None
+        page, more = accounts[:limit], len(accounts) > limit
+        await send_json(send, 200, {**ok([views.admin_account(a) for a in page]), "has_more": more,
+                                    "next_cursor": page[-1].id if more else None})
 
     async def create_account(self, request: Request, send: Send) -> None:
         body = await self._body(request)

@@ -15,15 +15,17 @@ from tollgate.accounts.auth import ManagementAuth
 from tollgate.accounts.service import AccountService
 from tollgate.domain.accounts import ApiKey, Plan, Subscription
 from tollgate.domain.pools import credit_pool, subscription_pool
-from tollgate.domain.spend import spend_report
+from tollgate.domain.spend import report_of
+from tollgate.domain.timestamps import iso
 from tollgate.domain.usage import UsageRecord
 from tollgate.http import fields, views
 from tollgate.http.errors import ENVELOPE_SHAPE, APIError
 from tollgate.http.request import Request, Router, Send, send_json
 from tollgate.ledger.protocol import BudgetLedger
-from tollgate.store.base import Store
+from tollgate.store.base import Store, UnknownCursor
 
 USAGE_DAYS_DEFAULT = 31
+USAGE_DAYS_MAX = 366  # one call sums at most this much history (the database does, on its thread)
 
 # The overhead report's JSON data: (records, plans, account id, since, until, key names by id,
 # with per-step rows) -> data. The cost lab builds it; the composition root passes it in
@@ -120,8 +122,16 @@ class ManagementAPI:
         return [views.key_view(k, subs.get(k.subscription_id or ""), now) for k in keys]
 
     async def list_keys(self, request: Request, send: Send) -> None:
+        """`GET /api/keys?limit=100&after=<key id>`: a page of the account's keys, oldest first."""
         account_id = await self._account_id(request)
-        await send_json(send, 200, ok(await self._key_views(account_id, await self.accounts.keys(account_id))))
+        limit, after = fields.page(request.query)
+        try:
+            keys = await self.store.list_api_keys(account_id, after=after, limit=limit + 1)
+        except UnknownCursor:
+            raise fields.bad("after", "is not a key id of this account (use the nextCursor of the page before)") from None
+        page, more = keys[:limit], len(keys) > limit
+        await send_json(send, 200, {**ok(await self._key_views(account_id, page)), "hasMore": more,
+                                    "nextCursor": page[-1].id if more else None})
 
     async def _created(self, send: Send, account_id: str, key: ApiKey, secret: str) -> None:
         view = (await self._key_views(account_id, [key]))[0]
@@ -161,69 +171,66 @@ class ManagementAPI:
         key = await self.accounts.revoke_key(account_id, request.params["key_id"])
         await send_json(send, 200, ok((await self._key_views(account_id, [key]))[0]))
 
-    def _since(self, request: Request) -> float:
-        days = request.query.get("days")
-        try:
-            n = int(days) if days is not None else USAGE_DAYS_DEFAULT
-        except ValueError:
-            raise fields.bad("days", "must be a whole number of days") from None
-        if n < 1 or n > 3660:
-            raise fields.bad("days", "must be between 1 and 3660")
-        return self.clock() - n * 86400
+    def _range(self, request: Request) -> tuple[float, float | None]:
+        """The report's [since, until): `days` back from now (31 by default), or `since`/`until`; at most a year."""
+        return fields.time_range(request.query, self.clock(), USAGE_DAYS_DEFAULT, USAGE_DAYS_MAX)
+
+    def _range_view(self, since: float, until: float | None) -> dict:
+        return {"since": iso(since), "until": iso(self.clock() if until is None else until)}
 
     async def usage(self, request: Request, send: Send) -> None:
+        """`GET /api/usage`: the account's spend in the range, per key and by day, week and month.
+
+        Summed by the database on its own thread; nothing here grows with the number of records.
+        """
         account_id = await self._account_id(request)
-        since = self._since(request)
-        records = await self.store.usage_records(account_id, since=since)
+        since, until = self._range(request)
+        summary = await self.store.usage_summary(account_id, since=since, until=until, per_key=True)
         now = self.clock()
         subs = []
         for sub in await self.accounts.subscriptions(account_id):
             if sub.is_usable(now):
                 subs.append({"subscriptionId": sub.id, "planSlug": sub.plan_slug, "budget": await self._pool_state(sub)})
-        keys = await self.accounts.keys(account_id)
-        per_key = []
-        for key in keys:
-            own = [r for r in records if r.key_id == key.id]
-            cost = sum(r.cost for r in own)
-            per_key.append({"keyId": key.id, "name": key.name, "spent": views.usd(cost), "spentNanos": cost,
-                            "requests": len(own)})
-        report = spend_report(records, None)
+        per_key = [{"keyId": key_id, "name": name, "spent": views.usd(spend.cost), "spentNanos": spend.cost,
+                    "requests": spend.requests} for key_id, name, spend in summary.by_key]
+        report = report_of(summary)
         await send_json(send, 200, ok({
             "subscriptions": subs, "keys": per_key, "total": report["total"], "byDay": report["by_day"],
             "byWeek": report["by_week"], "byMonth": report["by_month"],
-            "creditBalance": views.usd(await self._credit_balance(account_id)),
+            "creditBalance": views.usd(await self._credit_balance(account_id)), **self._range_view(since, until),
         }))
 
     async def key_usage(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
         key = await self.accounts.key(account_id, request.params["key_id"])
-        records = await self.store.usage_records(account_id, key_id=key.id, since=self._since(request))
+        since, until = self._range(request)
         window = key.budget_window
         if window is None and key.subscription_id:
             sub = await self.accounts.subscription(account_id, key.subscription_id)
             plan = await self.accounts.store.get_plan(sub.plan_slug)
             window = plan.window if plan else None
-        report = spend_report(records, window)
+        report = report_of(await self.store.usage_summary(account_id, key.id, since, until, window))
         await send_json(send, 200, ok({
             "keyId": key.id, "name": key.name, "total": report["total"], "byWindow": report["by_window"],
             "byDay": report["by_day"], "byWeek": report["by_week"], "byMonth": report["by_month"],
+            **self._range_view(since, until),
         }))
 
     async def overhead(self, request: Request, send: Send) -> None:
         """`GET /api/analytics/overhead?days=N&keyId=...&steps=1`: resent context vs new input, per key and
         conversation, and the same traffic on other models and plans (tollgate.costlab.live)."""
         account_id = await self._account_id(request)
-        since = self._since(request)
+        since, until = self._range(request)
         key_id = request.query.get("keyId")
         if key_id is not None:
             key_id = (await self.accounts.key(account_id, key_id)).id  # another account's key: 404
         steps = request.query.get("steps", "").lower()
         if steps not in ("", "0", "1", "true", "false"):
             raise fields.bad("steps", "must be true or false")
-        records = await self.store.usage_records(account_id, key_id=key_id, since=since)
+        records = await self.store.usage_records(account_id, key_id=key_id, since=since, until=until)
         names = {k.id: k.name for k in await self.accounts.keys(account_id)}
         plans = await self.accounts.list_plans()
-        until = self.clock()
+        until = self.clock() if until is None else until
 
         if self.overhead_report is None:
             raise APIError(404, "not_found", "this gateway does not serve the overhead report")

@@ -1,11 +1,11 @@
-"""Running the gateway (the built-in HTTP/1.1 server, or uvicorn) and the start-up banner."""
+"""Running the gateway (uvicorn, with the limits of `[server.limits]`) and the start-up banner."""
 
 from __future__ import annotations
 
 import asyncio
 import resource
-import logging
 import signal
+import logging
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -60,10 +60,7 @@ def serve(config: Config) -> int:
         )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(config, _announce(config))
-    if config.server.http == "uvicorn":
-        return _serve_uvicorn(app, config)
-    return _run(_serve_lean(app, config))
+    return _run(_serve(create_app(config, _announce(config)), config))
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -74,9 +71,16 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def _serve_lean(app: App, config: Config) -> int:
-    """The built-in HTTP/1.1 server: start, serve until SIGTERM/SIGINT, finish what is in flight, stop."""
-    from tollgate.http.server import Server
+async def _serve(app: App, config: Config) -> int:
+    """Start the app, serve it with uvicorn until SIGTERM/SIGINT, let what is in flight finish, stop the app.
+
+    uvicorn speaks HTTP/1.1 with the limits of `[server.limits]` (http/uvicorn_limits.py). The app's
+    start-up runs here, before the socket opens, so that a refusal to start (another gateway owns the
+    database) is one clear line and exit 1; its shutdown runs after the last request, flushing the ledger.
+    """
+    import uvicorn
+
+    from tollgate.http.uvicorn_limits import limited_protocol
 
     try:
         await app.startup()
@@ -87,23 +91,24 @@ async def _serve_lean(app: App, config: Config) -> int:
         logging.getLogger("tollgate.serve").exception("start-up failed")
         print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
         return 1
-    loop = asyncio.get_running_loop()
-    server = Server(app, _within_descriptors(config.server.limits))
-    try:
-        listener = await loop.create_server(server.protocol, config.server.host, config.server.port, backlog=2048,
-                                            reuse_address=True)
-    except OSError as exc:
-        print(f"tollgate: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
-        await app.shutdown()
-        return 1
-    stop = asyncio.Event()
+    limits = _within_descriptors(config.server.limits)
+    # proxy_headers=False: the client address must be the socket's peer (the operator token's back-off
+    # counts failures per address), never what a client writes in X-Forwarded-For.
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.server.host, port=config.server.port, http=limited_protocol(limits), ws="none",
+        lifespan="off", access_log=False, server_header=False, date_header=False, log_level="warning",
+        timeout_graceful_shutdown=30, backlog=2048, proxy_headers=False, timeout_keep_alive=limits.keepalive_timeout,
+    ))
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found and raises
+    # the signal again: with these (ignoring it), that no longer ends the process before the app's
+    # shutdown has written every usage record.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    listener.close()
-    await server.stop(grace=30)
-    await app.shutdown()
-    return 0
+        signal.signal(sig, lambda *_: None)
+    try:
+        await server.serve()
+    finally:
+        await app.shutdown()
+    return 0 if server.started else 1
 
 
 # Descriptors kept for everything that is not a client connection: the database and its
@@ -132,24 +137,3 @@ def _within_descriptors(limits: HTTPLimits) -> HTTPLimits:
             limits.max_connections, cap, soft)
         return replace(limits, max_connections=cap)
     return limits
-
-
-def _serve_uvicorn(app: App, config: Config) -> int:
-    import uvicorn
-
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    # proxy_headers=False: the client address must be the socket's peer (the operator token's back-off
-    # counts failures per address), never what a client writes in X-Forwarded-For.
-    uvicorn.run(
-        app, host=config.server.host, port=config.server.port, loop=loop, http="httptools", lifespan="on",
-        access_log=False, server_header=False, date_header=False, log_level="warning",
-        timeout_graceful_shutdown=30, backlog=2048, proxy_headers=False,
-        timeout_keep_alive=config.server.limits.keepalive_timeout,
-        limit_concurrency=_within_descriptors(config.server.limits).max_connections,
-    )
-    return 0

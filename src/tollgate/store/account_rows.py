@@ -1,11 +1,13 @@
-"""Account-model rows in SQLite: the column lists the store selects, and rows -> model objects."""
+"""Account-model rows in SQLite: the column lists the store selects, rows -> model objects, and pages of lists."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from tollgate.domain.accounts import ApiKey, Plan, Subscription
+from tollgate.store.base import UnknownCursor
 
 PLAN_COLUMNS = "slug, name, price_monthly, period_days, window_seconds, budget_per_window, rpm, tpm, models, source"
 SUB_COLUMNS = "id, account_id, plan_slug, status, created_at, current_period_start, current_period_end, cancel_at_period_end"
@@ -13,6 +15,29 @@ KEY_COLUMNS = (
     "id, account_id, type, name, prefix, created_at, subscription_id, budget_limit, budget_window,"
     " end_user, metadata, revoked_at"
 )
+
+
+def rows_page(conn: sqlite3.Connection, table: str, columns: str, owner: tuple[str, str] | None,
+              after: str | None, limit: int | None) -> list[tuple]:
+    """Rows of `table` (of one owner: column, value) in (created_at, id) order: those after the row whose id is
+    `after` (`UnknownCursor` if the owner has none such), at most `limit`. With an index on
+    ([owner,] created_at, id) a page costs its own rows, however long the list (migration 0005)."""
+    conditions: list[str] = [f"{owner[0]} = ?"] if owner else []
+    args: list[Any] = [owner[1]] if owner else []
+    if after is not None:
+        found = conn.execute(f"SELECT created_at FROM {table} WHERE {' AND '.join(['id = ?', *conditions])}",
+                             [after, *args]).fetchone()
+        if found is None:
+            raise UnknownCursor(after)
+        conditions.append("(created_at, id) > (?, ?)")
+        args += [found[0], after]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql = f"SELECT {columns} FROM {table}{where} ORDER BY created_at, id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return conn.execute(sql, args).fetchall()
+
 
 def plan_of(row: sqlite3.Row) -> Plan:
     return Plan(

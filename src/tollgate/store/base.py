@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.domain.spend import SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.persistence import LedgerStore
+
+
+class UnknownCursor(LookupError):
+    """A page's `after` names no row of the list it pages through (another account's, or none at all)."""
 
 
 class Store(LedgerStore, Protocol):
@@ -31,7 +36,9 @@ class Store(LedgerStore, Protocol):
 
     async def create_account(self, account: Account) -> None: ...
     async def get_account(self, account_id: str) -> Account | None: ...
-    async def list_accounts(self) -> list[Account]: ...
+    async def list_accounts(self, after: str | None = None, limit: int | None = None) -> list[Account]:
+        """Accounts oldest first (created_at, then id); with `after` (an account id) those after it
+        (`UnknownCursor` when there is none such), at most `limit` of them."""
     async def add_credits(self, account_id: str, amount: int, note: str | None, at: int) -> Account: ...
 
     async def create_management_key(self, key: ManagementKey, key_hash: str) -> None: ...
@@ -46,7 +53,9 @@ class Store(LedgerStore, Protocol):
 
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None: ...
     async def get_api_key(self, key_id: str) -> ApiKey | None: ...
-    async def list_api_keys(self, account_id: str) -> list[ApiKey]: ...
+    async def list_api_keys(self, account_id: str, after: str | None = None, limit: int | None = None) -> list[ApiKey]:
+        """The account's keys oldest first (created_at, then id); with `after` (a key id of this account)
+        those after it (`UnknownCursor` when there is none such), at most `limit` of them."""
     async def revoke_api_key(self, key_id: str, at: int) -> None: ...
     async def find_key_context(self, key_hash: str) -> KeyContext | None: ...
 
@@ -55,4 +64,15 @@ class Store(LedgerStore, Protocol):
 
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
-    ) -> list[UsageRecord]: ...
+    ) -> list[UsageRecord]:
+        """Every record of the range, in the order written. The cost lab needs them one by one; a report of
+        sums asks `usage_summary`, which never brings the records out of the database."""
+
+    async def usage_summary(
+        self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None,
+        window: int | None = None, per_key: bool = False,
+    ) -> SpendSummary:
+        """The spend of the account's (or one key's) records in [since, until): a total, and grouped by budget
+        window of length `window` (None: one "credits" period), UTC day, ISO week and month, summed by the
+        database (`tollgate.domain.spend.summarize` names the periods). Equal to `spend_report` of the records.
+        With `per_key`, also every key of the account with its spend (`by_key`), from the same snapshot."""

@@ -15,14 +15,17 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.domain.spend import SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, StoredReservation
 from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
-from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, apply_rows, ledger_rows, rejection, set_aside
-from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, subscription_of
+from tollgate.ledger.sql import apply_entries, apply_rows, ledger_rows, rejection, set_aside
+from tollgate.store import usage_sums
+from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
+from tollgate.store.account_rows import subscription_of
 from tollgate.store.change_counter import ChangeCounter
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
@@ -236,10 +239,9 @@ class SQLiteStore:
             "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (account_id,)).fetchone())
         return Account(*row) if row else None
 
-    async def list_accounts(self) -> list[Account]:
-        rows = await self._run(lambda c: c.execute(
-            "SELECT id, name, created_at, credits_granted FROM accounts ORDER BY created_at, id").fetchall())
-        return [Account(*r) for r in rows]
+    async def list_accounts(self, after: str | None = None, limit: int | None = None) -> list[Account]:
+        return await self._run(lambda c: [
+            Account(*r) for r in rows_page(c, "accounts", "id, name, created_at, credits_granted", None, after, limit)])
 
     async def add_credits(self, account_id: str, amount: int, note: str | None, at: int) -> Account:
         def grant(c: sqlite3.Connection) -> Account:
@@ -315,10 +317,9 @@ class SQLiteStore:
         row = await self._run(lambda c: c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
         return api_key_of(row) if row else None
 
-    async def list_api_keys(self, account_id: str) -> list[ApiKey]:
-        rows = await self._run(lambda c: c.execute(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,)).fetchall())
-        return [api_key_of(r) for r in rows]
+    async def list_api_keys(self, account_id: str, after: str | None = None, limit: int | None = None) -> list[ApiKey]:
+        return await self._run(lambda c: [
+            api_key_of(r) for r in rows_page(c, "api_keys", KEY_COLUMNS, ("account_id", account_id), after, limit)])
 
     async def revoke_api_key(self, key_id: str, at: int) -> None:
         await self._change(lambda c: c.execute(
@@ -391,16 +392,11 @@ class SQLiteStore:
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[UsageRecord]:
-        sql = f"SELECT {', '.join(USAGE_FIELDS)} FROM usage_records WHERE account_id = ?"
-        args: list[Any] = [account_id]
-        if key_id is not None:
-            sql += " AND key_id = ?"
-            args.append(key_id)
-        if since is not None:
-            sql += " AND created_at >= ?"
-            args.append(since)
-        if until is not None:
-            sql += " AND created_at < ?"
-            args.append(until)
-        rows = await self._ledger_read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
-        return [UsageRecord(*r) for r in rows]
+        return await self._ledger_read(lambda c: usage_sums.usage_records(c, account_id, key_id, since, until))
+
+    async def usage_summary(
+        self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None,
+        window: int | None = None, per_key: bool = False,
+    ) -> SpendSummary:
+        return await self._ledger_read(
+            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key))
