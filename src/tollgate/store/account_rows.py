@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from tollgate.domain.accounts import ApiKey, Plan, Subscription
+from tollgate.domain.accounts import Account, ApiKey, KeyContext, Plan, Subscription
 from tollgate.store.base import UnknownCursor
 
 PLAN_COLUMNS = "slug, name, price_monthly, period_days, window_seconds, budget_per_window, rpm, tpm, models, source"
@@ -57,3 +57,20 @@ def api_key_of(row: sqlite3.Row) -> ApiKey:
         subscription_id=row[6], budget_limit=row[7], budget_window=row[8], end_user=row[9],
         metadata=json.loads(row[10]) if row[10] else None, revoked_at=row[11],
     )
+
+
+def key_context(c: sqlite3.Connection, key_hash: str) -> KeyContext | None:
+    """A consumption key with its account, subscription and plan: what a request is checked against."""
+    row = c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+    if row is None:
+        return None
+    key = api_key_of(row)
+    account = Account(*c.execute(
+        "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (key.account_id,)).fetchone())
+    subscription = plan = None
+    if key.subscription_id:
+        srow = c.execute(f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?", (key.subscription_id,)).fetchone()
+        subscription = subscription_of(srow)
+        prow = c.execute(f"SELECT {PLAN_COLUMNS} FROM plans WHERE slug = ?", (subscription.plan_slug,)).fetchone()
+        plan = plan_of(prow)
+    return KeyContext(key, account, subscription, plan)

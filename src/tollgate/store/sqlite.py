@@ -25,7 +25,7 @@ from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
 from tollgate.ledger.sql import apply_entries, apply_rows, ledger_rows, rejection, set_aside
 from tollgate.store import usage_sums
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
-from tollgate.store.account_rows import subscription_of
+from tollgate.store.account_rows import key_context, subscription_of
 from tollgate.store.change_counter import ChangeCounter
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
@@ -326,22 +326,7 @@ class SQLiteStore:
             "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
 
     async def find_key_context(self, key_hash: str) -> KeyContext | None:
-        def find(c: sqlite3.Connection) -> KeyContext | None:
-            row = c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
-            if row is None:
-                return None
-            key = api_key_of(row)
-            account = Account(*c.execute(
-                "SELECT id, name, created_at, credits_granted FROM accounts WHERE id = ?", (key.account_id,)).fetchone())
-            subscription = plan = None
-            if key.subscription_id:
-                srow = c.execute(f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?", (key.subscription_id,)).fetchone()
-                subscription = subscription_of(srow)
-                prow = c.execute(f"SELECT {PLAN_COLUMNS} FROM plans WHERE slug = ?", (subscription.plan_slug,)).fetchone()
-                plan = plan_of(prow)
-            return KeyContext(key, account, subscription, plan)
-
-        return await self._run(find)
+        return await self._run(lambda c: key_context(c, key_hash))
 
     # -- ledger -------------------------------------------------------------
 
