@@ -8,7 +8,7 @@ times `GET /health` to its last byte. Prints the probe's p50/p99 against the
 same probe on the idle gateway (measured first, in the same run) and the
 gateway's peak resident memory.
 
-    .venv/bin/python bench/hostile_probe.py [--idle 500] [--slowloris 500] [--seconds 10]
+    .venv/bin/python bench/hostile_probe.py [--idle 500] [--slowloris 500] [--seconds 10] [--local]
 """
 
 from __future__ import annotations
@@ -35,15 +35,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gateway(workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_gateway(workdir: Path, local: bool) -> tuple[subprocess.Popen, int]:
     port = free_port()
     config = workdir / "tollgate.toml"
-    # One remote model and no bundled local one, so that the memory measured is the server's own
-    # (the probe only asks /health; the upstream is never called).
-    config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\ndatabase = "sqlite:///{workdir}/t.db"\n'
-                      '[server.limits]\nheader_timeout = 30\n'
-                      '[[upstreams]]\nname = "remote"\nbase_url = "http://127.0.0.1:9/v1"\n'
-                      '[[models]]\nid = "m"\nupstream = "remote"\ninput_per_mtok = 1\noutput_per_mtok = 1\n')
+    text = (f'[server]\nhost = "127.0.0.1"\nport = {port}\ndatabase = "sqlite:///{workdir}/t.db"\n'
+            '[server.limits]\nheader_timeout = 30\n')
+    if not local:
+        # One remote model and no bundled local one, so that the memory measured is the server's own
+        # (the probe only asks /health; the upstream is never called).
+        text += ('[[upstreams]]\nname = "remote"\nbase_url = "http://127.0.0.1:9/v1"\n'
+                 '[[models]]\nid = "m"\nupstream = "remote"\ninput_per_mtok = 1\noutput_per_mtok = 1\n')
+    config.write_text(text)
     env = {**os.environ, "TOLLGATE_ADMIN_TOKEN": secrets.token_urlsafe(32)}
     proc = subprocess.Popen([sys.executable, "-m", "tollgate", "serve", "--config", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(workdir / "gateway.log", "wb"), cwd=REPO)
@@ -60,9 +62,10 @@ def start_gateway(workdir: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("the gateway did not start; see " + str(workdir / "gateway.log"))
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory in MB: all of it (VmRSS), or the anonymous part (RssAnon: not the mapped weights)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -135,18 +138,18 @@ def percentile(values: list[float], q: float) -> float:
 
 async def attack(port: int, pid: int, n_idle: int, n_slow: int, seconds: float) -> None:
     baseline = await probes(port, 3)
-    before = rss_mb(pid)
+    before, before_anon = rss_mb(pid), rss_mb(pid, "RssAnon")
     stop = asyncio.Event()
     tasks = [asyncio.create_task(idle(port, stop)) for _ in range(n_idle)]
     tasks += [asyncio.create_task(slowloris(port, stop)) for _ in range(n_slow)]
     tasks.append(asyncio.create_task(huge_header(port, stop)))
     await asyncio.sleep(1.0)  # let them connect
-    peak = 0.0
+    peak = peak_anon = 0.0
 
     async def watch_memory() -> None:
-        nonlocal peak
+        nonlocal peak, peak_anon
         while not stop.is_set():
-            peak = max(peak, rss_mb(pid))
+            peak, peak_anon = max(peak, rss_mb(pid)), max(peak_anon, rss_mb(pid, "RssAnon"))
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(watch_memory())
@@ -159,7 +162,8 @@ async def attack(port: int, pid: int, n_idle: int, n_slow: int, seconds: float) 
           f"p99 {percentile(baseline, 0.99):.2f} ms")
     print(f"probe under attack ({n_idle} idle, {n_slow} slowloris, one 100 MiB header): n={len(loaded)} "
           f"p50 {percentile(loaded, 0.5):.2f} ms  p99 {percentile(loaded, 0.99):.2f} ms  (target p99 < 50 ms)")
-    print(f"gateway resident memory: {before:.0f} MB before, peak under attack {peak:.0f} MB (target < 300 MB)")
+    print(f"gateway resident memory: {before:.0f} MB before, peak under attack {peak:.0f} MB (target < 300 MB); "
+          f"anonymous {before_anon:.0f} -> {peak_anon:.0f} MB")
 
 
 def main() -> None:
@@ -167,9 +171,10 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=500)
     parser.add_argument("--slowloris", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--local", action="store_true", help="the embedded default: the bundled models loaded")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_gateway(Path(tmp))
+        proc, port = start_gateway(Path(tmp), args.local)
         try:
             asyncio.run(attack(port, proc.pid, args.idle, args.slowloris, args.seconds))
         finally:
