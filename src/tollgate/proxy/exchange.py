@@ -17,6 +17,7 @@ from tollgate.proxy.admission import Admission
 from tollgate.proxy.call import Call
 from tollgate.proxy.guard import DisconnectGuard
 from tollgate.proxy.models import ServedModel
+from tollgate.proxy.plausible import Limits
 from tollgate.proxy.relay import Attempt
 
 
@@ -30,6 +31,7 @@ class Exchange:
     admission: Admission | None = None  # once admitted: the reservation
     attempt: Attempt | None = None  # once an upstream answered: which model, which deployment
     finished: bool = False  # its reservation is settled or released: nothing may settle it again
+    bounds: Limits | None = None  # once an upstream answered: what the request could have produced
 
     @property
     def model(self) -> ServedModel:

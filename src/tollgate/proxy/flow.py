@@ -242,10 +242,16 @@ class Flow:
         return Usage(prompt, completion, estimated=True)
 
     def _bounds(self, ex: Exchange) -> plausible.Limits:
-        """What the request could have produced: its prompt bound, the output it was allowed, the context."""
-        model, admission = ex.model, ex.admission
-        output = output_allowance(admission.grant, model, admission.prompt_bound, self._output_cap(ex.call, model))
-        return plausible.limits(admission.prompt_bound, output, model.config.context)
+        """What the request could have produced: its prompt bound, the output it was allowed, the context.
+
+        Fixed once an upstream answered, so worked out once per request (reading the usage and
+        settling it both hold the counts to it).
+        """
+        if ex.bounds is None:
+            model, admission = ex.model, ex.admission
+            output = output_allowance(admission.grant, model, admission.prompt_bound, self._output_cap(ex.call, model))
+            ex.bounds = plausible.limits(admission.prompt_bound, output, model.config.context)
+        return ex.bounds
 
     def _usage(self, ex: Exchange, reported: Reported | None, estimate: Callable[[], Usage]) -> Usage:
         """The upstream's usage once checked, or the gateway's own count when it reported none."""
