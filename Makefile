@@ -19,10 +19,11 @@ serve: install
 ## Install everything and run the whole suite (the tests start their own server processes).
 test: test-python test-openclaw
 
-## The layers point down only (.importlinter; docs/architecture.md), then the suite.
+## The layers point down only (.importlinter; docs/architecture.md), then the suite, with every
+## outside program it drives installed (cached) and required: scripts/with-test-tools.sh.
 test-python: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	bash scripts/with-test-tools.sh $(BIN)/python -m pytest -q
 
 ## A real OpenClaw (Node 24 + a pinned OpenClaw, cached) against a running tollgate, and the park plugin.
 test-openclaw: install

@@ -17,11 +17,19 @@ Directives in the last user message (or the prompt) steer one request:
   [[cut:N]]        stream N tokens, then drop the connection
   [[judge:WORD]]   when asked by a routing judge (its system prompt says so), answer WORD
   [[script:a,b]]   in any user message: the agent toolkit's scripted model (tests/fakes/budget_gateway.py)
+  [[call:NAME ARGS]] in any user message: a scripted two-step tool turn, as an agent runs it: a call to
+                   tool NAME with the JSON arguments ARGS while the conversation holds no tool result,
+                   then (once it does) the answer "tool said: <the last tool result>"
+  [[cached:N]]     report N of the prompt tokens as read from a provider's cache (N% : that share, floored)
+  [[cache-write:N]] report N of the prompt tokens as written to the cache (N%: that share, floored)
+  [[cache-style:S]] where the cache parts go: openai (prompt_tokens_details.cached_tokens and, as OpenRouter,
+                   .cache_write_tokens; the default), anthropic (cache_read_input_tokens and
+                   cache_creation_input_tokens) or deepseek (prompt_cache_hit_tokens, prompt_cache_miss_tokens)
 
 Server-wide faults: --fail-status N (every request answers N). --reply TEXT: answer TEXT to
 every request without directives. GET /_bodies/<X-Request-Id> returns the body the gateway sent.
 GET /_stats returns counters, including streams the client abandoned and how
-many tokens each had produced when it was cut.
+many tokens each had produced when it was cut, and `usages`: the usage blocks it reported.
 """
 
 from __future__ import annotations
@@ -66,13 +74,49 @@ def prompt_tokens(body: dict) -> int:
     return words(prompt if isinstance(prompt, str) else " ".join(map(str, prompt)))
 
 
+def _share(value: str, prompt: int) -> int:
+    return prompt * int(value[:-1]) // 100 if value.endswith("%") else int(value)
+
+
+def add_cache_parts(usage: dict, d: dict[str, str]) -> None:
+    """The [[cached:N]] and [[cache-write:N]] parts of the prompt, where [[cache-style:S]] puts them."""
+    if "cached" not in d and "cache-write" not in d:
+        return
+    prompt = usage["prompt_tokens"]
+    cached = _share(d.get("cached", "0"), prompt)
+    written = _share(d.get("cache-write", "0"), prompt)
+    style = d.get("cache-style", "openai")
+    if style == "anthropic":
+        usage["cache_read_input_tokens"] = cached
+        usage["cache_creation_input_tokens"] = written
+    elif style == "deepseek":
+        usage["prompt_cache_hit_tokens"] = cached
+        usage["prompt_cache_miss_tokens"] = prompt - cached
+    else:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, **({"cache_write_tokens": written} if written else {})}
+
+
 def directives(body: dict) -> dict[str, str]:
     if "messages" in body:
         users = [m for m in body["messages"] if m.get("role") == "user"]
         text = message_text(users[-1]) if users else ""
     else:
         text = str(body.get("prompt", ""))
-    return {m.group(1): m.group(2) or "" for m in DIRECTIVE.finditer(text)}
+    found = {m.group(1): m.group(2) or "" for m in DIRECTIVE.finditer(text)}
+    for message in body.get("messages") or ():  # [[call:...]] holds for the whole conversation
+        for m in DIRECTIVE.finditer(message_text(message) if message.get("role") == "user" else ""):
+            if m.group(1) == "call":
+                found.setdefault("call", m.group(2) or "")
+    return found
+
+
+def scripted_call(spec: str, body: dict) -> tuple[str | None, str, list[str]]:
+    """[[call:NAME ARGS]]: (tool, arguments) before any tool result, else (None, "", the answer's words)."""
+    results = [message_text(m) for m in body.get("messages") or () if m.get("role") == "tool"]
+    if results:
+        return None, "", re.findall(r"\s*\S+", "tool said: " + results[-1].strip())
+    name, _, arguments = spec.strip().partition(" ")
+    return name, arguments.strip() or "{}", []
 
 
 class Fake:
@@ -81,7 +125,8 @@ class Fake:
         self.name = name
         self.reply = reply
         self.by_request_id: dict[str, dict] = {}
-        self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "cancelled_tokens": [], "bodies": []}
+        self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "cancelled_tokens": [], "bodies": [],
+                      "usages": []}
 
     def error(self, status: int) -> web.Response:
         body = {"error": {"message": f"fake upstream {self.name} says {status}", "type": "fake_error",
@@ -132,13 +177,17 @@ class Fake:
         if "judge" in d and system.startswith("You route requests"):
             self.stats["judged"] = self.stats.get("judged", 0) + 1
             pieces = [d["judge"]]
+        tool, arguments = d.get("tool"), json.dumps({"city": "Paris"})
+        if "call" in d:
+            tool, arguments, answer = scripted_call(d["call"], body)
+            pieces = answer or pieces
         generated = len(pieces) if TOKENIZER is None else words("".join(pieces))
         usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": generated if "echo" not in d else 1,
                  "total_tokens": 0}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        add_cache_parts(usage, d)
         rid = "chatcmpl-" + uuid.uuid4().hex
         model = body.get("model", "fake")
-        tool = d.get("tool")
         scripted = chat and any(
             m.get("role") == "user" and "[[script:" in message_text(m) for m in body.get("messages", []))
         if scripted and not body.get("stream"):
@@ -160,7 +209,7 @@ class Fake:
                 if tool:
                     message = {"role": "assistant", "content": None, "tool_calls": [
                         {"id": "call_" + uuid.uuid4().hex[:8], "type": "function",
-                         "function": {"name": tool, "arguments": json.dumps({"city": "Paris"})}}]}
+                         "function": {"name": tool, "arguments": arguments}}]}
                     finish = "tool_calls"
                 choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
                 answer = {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
@@ -170,6 +219,7 @@ class Fake:
                           "choices": [{"index": 0, "text": "".join(pieces), "finish_reason": finish, "logprobs": None}]}
             if "no-usage" not in d:
                 answer["usage"] = usage
+                self.stats["usages"] = (self.stats["usages"] + [usage])[-200:]
             self.stats["completed"] += 1
             return web.json_response(answer)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -196,7 +246,7 @@ class Fake:
                 call = {"index": 0, "id": "call_" + uuid.uuid4().hex[:8], "type": "function",
                         "function": {"name": tool, "arguments": ""}}
                 await response.write(chunk({"tool_calls": [call]}))
-                for part in ('{"city": ', '"Paris"}'):
+                for part in (arguments[:len(arguments) // 2], arguments[len(arguments) // 2:]):
                     await response.write(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
                 finish = "tool_calls"
             else:
@@ -215,6 +265,7 @@ class Fake:
                 obj = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
                        "usage": usage}
                 await response.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+                self.stats["usages"] = (self.stats["usages"] + [usage])[-200:]
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             self.stats["completed"] += 1

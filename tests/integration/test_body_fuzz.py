@@ -1,6 +1,6 @@
 """Every request body gets an answer or a 4xx in its API's shape, never a 5xx (issue 13, point 4).
 
-Hypothesis builds chat, completions, embeddings and Anthropic bodies from their
+Hypothesis builds chat, completions, embeddings, Anthropic, count_tokens and Responses bodies from their
 schemas, valid and mutated (a field dropped, a value of the wrong type, nested
 where it should be flat, out of range), and posts them to a real gateway in
 front of a real fake upstream. Each body's answer must be a success or a 4xx
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import fake_config
 
-# Bodies per API in one run; four APIs. `FUZZ_BODIES` raises it for a longer hunt.
+# Bodies per API in one run; six APIs. `FUZZ_BODIES` raises it for a longer hunt.
 BODIES = int(os.environ.get("FUZZ_BODIES", "1300"))
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,48 @@ ANTHROPIC = st.fixed_dictionaries(
                           max_size=4)},
     optional={"system": st.one_of(TEXT, st.lists(ANTHROPIC_BLOCK, max_size=2), JSONISH), "stream": st.booleans(),
               "tools": st.lists(st.fixed_dictionaries({"name": TEXT, "input_schema": JSONISH}), max_size=2),
-              "tool_choice": JSONISH, "stop_sequences": st.one_of(st.lists(TEXT, max_size=2), JSONISH)},
+              "tool_choice": JSONISH, "stop_sequences": st.one_of(st.lists(TEXT, max_size=2), JSONISH),
+              # what Claude Code sends beside the rest: dropped, never refused (but never a 5xx either)
+              "thinking": JSONISH, "context_management": JSONISH, "output_config": JSONISH, "metadata": JSONISH},
+)
+# count_tokens: the same body without what only generation reads.
+ANTHROPIC_COUNT = st.fixed_dictionaries(
+    {"model": st.sampled_from(["fake-chat", "auto", "nope", "fake-embed"]),
+     "messages": st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "x"]),
+                                                 "content": st.one_of(TEXT, st.lists(ANTHROPIC_BLOCK, max_size=3))}),
+                          max_size=4)},
+    optional={"system": st.one_of(TEXT, st.lists(ANTHROPIC_BLOCK, max_size=2), JSONISH),
+              "tools": st.lists(st.fixed_dictionaries({"name": TEXT, "input_schema": JSONISH}), max_size=2),
+              "tool_choice": JSONISH, "thinking": JSONISH},
+)
+
+# The Responses API: a string or a list of items (messages with parts, function calls and their outputs).
+RESPONSES_PART = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["input_text", "output_text"]), "text": st.one_of(TEXT, JSONISH)}),
+    st.fixed_dictionaries({"type": st.just("input_image"), "image_url": st.one_of(TEXT, JSONISH)}),
+    JSONISH,
+)
+RESPONSES_ITEM = st.one_of(
+    st.fixed_dictionaries({"type": st.just("message"),
+                           "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]),
+                           "content": st.one_of(TEXT, st.lists(RESPONSES_PART, max_size=3))}),
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": TEXT}),
+    st.fixed_dictionaries({"type": st.just("function_call"), "call_id": TEXT, "name": TEXT,
+                           "arguments": st.one_of(TEXT, JSONISH)}),
+    st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": TEXT, "output": st.one_of(TEXT, JSONISH)}),
+    st.fixed_dictionaries({"type": st.just("reasoning"), "summary": JSONISH}),
+    JSONISH,
+)
+RESPONSES = st.fixed_dictionaries(
+    {"model": st.sampled_from(["fake-chat", "fc", "auto", "nope", "fake-embed"]),
+     "input": st.one_of(TEXT, st.lists(RESPONSES_ITEM, max_size=4))},
+    optional={"instructions": st.one_of(TEXT, JSONISH), "stream": st.booleans(),
+              "max_output_tokens": st.integers(-5, 10**20), "temperature": st.floats(-1, 3),
+              "tools": st.lists(st.one_of(st.fixed_dictionaries({"type": st.just("function"), "name": TEXT,
+                                                                 "parameters": JSONISH}),
+                                          st.fixed_dictionaries({"type": st.just("web_search")}), JSONISH), max_size=2),
+              "tool_choice": JSONISH, "previous_response_id": st.one_of(st.none(), TEXT), "text": JSONISH,
+              "store": st.booleans(), "reasoning": JSONISH, "include": JSONISH},
 )
 
 
@@ -161,7 +202,9 @@ def fuzz(client: httpx.Client, path: str, strategy: st.SearchStrategy, shape) ->
     ("/v1/completions", COMPLETION, check_openai_shape),
     ("/v1/embeddings", EMBEDDING, check_openai_shape),
     ("/anthropic/v1/messages", ANTHROPIC, check_anthropic_shape),
-], ids=["chat", "completions", "embeddings", "anthropic"])
+    ("/anthropic/v1/messages/count_tokens", ANTHROPIC_COUNT, check_anthropic_shape),
+    ("/v1/responses", RESPONSES, check_openai_shape),
+], ids=["chat", "completions", "embeddings", "anthropic", "count_tokens", "responses"])
 def test_generated_bodies_never_get_a_5xx(fuzz_gateway, path, strategy, shape):
     gw, client, key = fuzz_gateway
     seen = fuzz(client, path, strategy, shape)

@@ -229,7 +229,9 @@ def test_a_client_that_abandons_a_stream_is_billed_for_what_was_generated(gatewa
     assert stats["cancelled"] == 1
     [generated] = stats["cancelled_tokens"]
     assert 10 <= generated < 100
-    # Billing: the prompt and the tokens relayed before the cut, counted by the gateway.
+    # Billing: the prompt and the tokens relayed before the cut, counted by the gateway. With no
+    # tokenizer for this model that count is an upper bound: a token per byte relayed (the fake's
+    # tokens are " w0" to " w99", at most 4 bytes each), never fewer than the tokens relayed.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         report = usage_records(gateway, key)
@@ -238,7 +240,7 @@ def test_a_client_that_abandons_a_stream_is_billed_for_what_was_generated(gatewa
         time.sleep(0.05)
     spent = report["total"]["spent_nanos"]
     out_tokens = report["total"]["output_tokens"]
-    assert received <= out_tokens <= generated + 1
+    assert received <= out_tokens <= 4 * (generated + 1)
     assert spent == report["total"]["input_tokens"] * IN + out_tokens * OUT
     usage = httpx.get(gateway.url + "/v1/usage", headers={"Authorization": f"Bearer {key['sk']}"}).json()
     assert usage["budget"]["spent_nanos"] == spent

@@ -10,6 +10,7 @@ import httpx
 import openai
 
 from tests.conftest import fake_config
+from tollgate.proxy.estimate import MESSAGE_OVERHEAD, REQUEST_OVERHEAD
 
 IN, OUT = 1000, 2000
 
@@ -35,23 +36,27 @@ def test_the_least_busy_deployment_takes_the_next_request(gateway_factory, upstr
     assert sum(counts) == 10 and abs(counts[0] - counts[1]) <= 1, counts
 
 
-def test_an_answer_without_usage_is_counted_here_and_marked_estimated(gateway):
+def test_an_answer_without_usage_is_billed_at_a_true_upper_bound_and_says_so(gateway):
     key = gateway.key()
     c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key["sk"], max_retries=0)
-    raw = c.chat.completions.with_raw_response.create(
-        model="fake-chat", messages=[{"role": "user", "content": "abc [[reply:6]] [[no-usage]]"}])
+    content = "abc [[reply:6]] [[no-usage]]"
+    # No tokenizer for this model: the prompt at the bound its reservation was made for (its UTF-8
+    # bytes plus the template allowances of proxy/estimate.py), the answer at one token per byte.
+    prompt_bound = REQUEST_OVERHEAD + MESSAGE_OVERHEAD + len(content.encode())
+    raw = c.chat.completions.with_raw_response.create(model="fake-chat", messages=[{"role": "user", "content": content}])
     answer = raw.parse()
-    assert answer.usage.model_extra["estimated"] is True and answer.usage.completion_tokens >= 6
+    text = answer.choices[0].message.content
+    assert answer.usage.model_extra["estimated"] is True and answer.usage.model_extra["usage_basis"] == "bound"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (prompt_bound, len(text.encode()))
     cost = int(raw.headers["x-request-cost-nanos"])
-    # No tokenizer for this model: the prompt is estimated from its bytes (never under the
-    # real count), the answer from the streamed pieces or its bytes.
-    assert cost > (3 + 7) * IN + 6 * OUT
+    assert cost == prompt_bound * IN + len(text.encode()) * OUT  # nanos per token
     stream = c.chat.completions.create(model="fake-chat", stream=True, stream_options={"include_usage": True},
-                                       messages=[{"role": "user", "content": "abc [[reply:6]] [[no-usage]]"}])
+                                       messages=[{"role": "user", "content": content}])
     chunks = list(stream)
     usage = chunks[-1].usage
-    assert usage.completion_tokens >= 6 and usage.model_extra["cost_nanos"] > 0
-    assert usage.model_extra["estimated"] is True
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert usage.model_extra["estimated"] is True and usage.model_extra["usage_basis"] == "bound"
+    assert usage.prompt_tokens == prompt_bound and usage.completion_tokens >= len(streamed.encode()) >= 6
     records = gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
     assert records["requests"] == 2 and records["spent_nanos"] == cost + usage.model_extra["cost_nanos"]
 

@@ -40,4 +40,7 @@ def dumps(doc: dict, prefix: str = "") -> str:
             for item in value:
                 lines.append(f"\n[[{name}]]")
                 lines += _scalars(item)
+                nested = {k: v for k, v in item.items() if isinstance(v, dict) or _is_tables(v)}
+                if nested:  # e.g. [[models.tiers]]: belongs to the item just written
+                    lines.append(dumps(nested, f"{name}."))
     return "\n".join(lines) + "\n"

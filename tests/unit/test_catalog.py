@@ -151,3 +151,51 @@ def test_cli_lists_the_catalog_as_json_and_text(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert text.returncode == 0, text.stderr
     assert "bge-large" in text.stdout and "deepseek-v3.2" not in text.stdout
+
+
+def test_cache_prices_and_tiers_carry_their_sources(catalog):
+    deepseek = catalog.get("deepseek-v3.2")
+    assert deepseek.cached_input_per_mtok == 70_000_000 and deepseek.cache_write_per_mtok is None
+    assert "DeepSeek API pricing page" in deepseek.source
+    opus = catalog.get("claude-opus-4.6")
+    assert (opus.cached_input_per_mtok, opus.cache_write_per_mtok) == (500_000_000, 6_250_000_000)
+    (tier,) = opus.tiers
+    assert tier.above_tokens == 200_000 and tier.rates.input_per_mtok == 10_000_000_000
+    assert tier.rates.output_per_mtok == 37_500_000_000 and tier.rates.cache_write_per_mtok == 12_500_000_000
+    assert "Anthropic pricing page" in opus.source and opus.score("hle") == Decimal("40")  # tables after tiers
+    for model in catalog:
+        if model.price is not None and model.price.has_cache_prices:
+            assert "pricing page" in model.source, model.id
+
+
+CACHED_ENTRY = GOOD_ENTRY.replace('ttft_ms = 100', 'ttft_ms = 100\ncontext_tokens = 1000\n'
+                                  'cached_input_usd_per_mtok = "0.01"\ncache_write_usd_per_mtok = "0.125"').replace(
+    'source = "test"\n', 'source = "test"\n[[models.tiers]]\nabove_tokens = 500\ninput_usd_per_mtok = "0.20"\n'
+    'output_usd_per_mtok = "0.80"\ncached_input_usd_per_mtok = "0.02"\ncache_write_usd_per_mtok = "0.25"\n')
+
+
+def test_a_catalog_entry_with_cache_prices_and_a_tier_parses():
+    (model,) = parse_reference_catalog(_catalog_text(CACHED_ENTRY)).models
+    assert model.price.base.cached_input_per_mtok == 10_000_000
+    assert model.price.rates_for(501).input_per_mtok == 200_000_000
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key_text"),
+    [
+        ('cached_input_usd_per_mtok = "0.01"', 'cached_input_usd_per_mtok = "1"', "'cached_input_usd_per_mtok'"),
+        ('cache_write_usd_per_mtok = "0.125"', 'cache_write_usd_per_mtok = "0.05"', "'cache_write_usd_per_mtok'"),
+        ('above_tokens = 500', 'above_tokens = 1000', "'tiers[0].above_tokens'"),
+        ('above_tokens = 500\n', '', "'above_tokens' is required"),
+        ('output_usd_per_mtok = "0.80"', 'output_usd_per_mtok = "0.30"', "'tiers[0].output_usd_per_mtok'"),
+        ('cached_input_usd_per_mtok = "0.02"\n', '', "'tiers[0].cached_input_usd_per_mtok'"),
+        ('cache_write_usd_per_mtok = "0.25"', 'cache_write_usd_per_mtok = "0.25"\nrebate = 1', "unknown key"),
+        ('output_usd_per_mtok = "0.40"\n', '', "need both"),
+    ],
+)
+def test_bad_cache_prices_and_tiers_name_the_entry_and_key(old, new, key_text):
+    assert CACHED_ENTRY.count(old) == 1
+    with pytest.raises(CatalogError) as info:
+        parse_reference_catalog(_catalog_text(CACHED_ENTRY.replace(old, new)))
+    message = str(info.value)
+    assert "'alpha'" in message and key_text in message, message

@@ -51,8 +51,9 @@ class Response:
 class Upstream:
     name = "scripted"
     inflight = 0
+    reports_usage = True
 
-    async def send(self, path: str, body: bytes, request_id: str | None = None) -> Response:
+    async def send(self, path: str, body: bytes, request_id: str | None = None, client_headers: object = None) -> Response:
         return Response()
 
 

@@ -48,6 +48,7 @@ CASES = [
     (RequestExceedsBudget(POOL, 150_000_000), 400, "request_exceeds_budget"),
     (UpstreamUnavailable(["m via u: HTTP 503"], timed_out=False), 502, "upstream_unavailable"),
     (UpstreamUnavailable(["m via u: timed out"], timed_out=True), 504, "upstream_timeout"),
+    (UpstreamUnavailable(["m via u: HTTP 429"], timed_out=False, retry_after=2.2), 503, "upstream_busy"),
     (UpstreamBroke("the upstream sent an answer that is not JSON"), 502, "upstream_error"),
     (UpstreamBroke("cut", timed_out=True), 504, "upstream_timeout"),
     (UpstreamRejected(422, "bad_param", "temperature is out of range"), 422, "bad_param"),

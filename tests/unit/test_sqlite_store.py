@@ -27,7 +27,9 @@ def test_the_lean_usage_table_keeps_every_record_written_before_it(tmp_path):
         for statement in split_sql(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")
-    fields = tuple(UsageRecord.__dataclass_fields__)
+    # The record's fields that schema version 2 had (later versions add columns).
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage_records)")}
+    fields = tuple(f for f in UsageRecord.__dataclass_fields__ if f in columns)
     for n, cost in ((1, 150), (2, 0), (3, 99)):
         row = record(f"r{n}", cost)
         conn.execute(f"INSERT INTO usage_records ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
@@ -91,3 +93,20 @@ def test_checkpoints_run_off_the_writers_thread_and_keep_the_wal_small(tmp_path)
     assert checkpoints >= 5
     assert wal_pages < 4_500
     assert spent == 15_000
+
+
+def test_a_journal_written_before_the_cache_columns_replays_after_the_upgrade():
+    """Usage rows journaled by an older version (without the record's last fields) are written with nulls
+    there, not set aside: an upgrade replays its journal like any other start."""
+    from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, ledger_rows
+    from tollgate.store.migrate import migrate
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    full = ledger_rows(LedgerBatch([record("new", 5)], [], [], []))
+    old_width = USAGE_FIELDS.index("cache_write_tokens")
+    short = [list(full[0][0])[:old_width]]
+    apply_entries(conn, [(1, [short, [], [], []]), (2, [[list(full[0][0])], [], [], []])])
+    rows = conn.execute("SELECT request_id, cost, cache_write_tokens, cache_saved FROM usage_records").fetchall()
+    assert rows == [("new", 5, None, None), ("new", 5, None, None)]
+    assert conn.execute("SELECT COUNT(*) FROM rejected_records").fetchone()[0] == 0

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tollgate.config.schema import UpstreamConfig
+from tollgate.domain import usage as basis
 from tollgate.http.anthropic_translate import StreamTranslator, from_openai
 from tollgate.proxy import plausible
 from tollgate.proxy.sse import MAX_EVENT_BYTES, EventStream, Reported, Usage, usage_from
@@ -76,11 +77,11 @@ def test_the_absurd_numbers_of_the_issue_are_replaced_and_flagged():
 
 def test_the_gateways_own_count_is_held_to_the_same_ceiling():
     limits = plausible.limits(prompt_bound=50, output_allowed=16, context=100)
-    counted = Usage(40, 10_000_000, estimated=True)  # a stream of garbage, counted by its pieces
+    counted = Usage(40, 10_000_000, basis.COUNTED)  # a stream of garbage, counted by its pieces
     held = plausible.within(counted, limits)
-    assert (held.prompt_tokens, held.completion_tokens, held.estimated) == (40, 16, True)
+    assert (held.prompt_tokens, held.completion_tokens, held.basis) == (40, 16, basis.BOUND)
     assert held.doubt.startswith("the gateway's own count not believed")
-    fine = Usage(40, 10, estimated=True)
+    fine = Usage(40, 10, basis.COUNTED)
     assert plausible.within(fine, limits) is fine
 
 

@@ -50,15 +50,18 @@ moments = st.one_of(
 )
 records = st.lists(
     st.tuples(moments, st.sampled_from((ACCOUNT, OTHER)), st.sampled_from(KEYS[:2]),
-              st.integers(0, 10**15), st.integers(0, 10**9), st.integers(0, 10**9)),
+              st.integers(0, 10**15), st.integers(0, 10**9), st.integers(0, 10**9),
+              st.none() | st.integers(0, 10**9), st.none() | st.integers(-10**12, 10**12)),
     max_size=40,
 )
 windows = st.sampled_from(WINDOWS) | st.integers(1, 365 * 86400)
 
 
-def usage(n: int, at: float, account: str, key: str, cost: int, input_tokens: int, output_tokens: int) -> UsageRecord:
+def usage(n: int, at: float, account: str, key: str, cost: int, input_tokens: int, output_tokens: int,
+          cached: int | None = None, saved: int | None = None) -> UsageRecord:
     return UsageRecord(f"req_{n}", at, account, key if account == ACCOUNT else f"{key}_{account}", None, "m", None,
-                       None, "chat", 200, input_tokens, output_tokens, cost, 1.0, False, False)
+                       None, "chat", 200, input_tokens, output_tokens, cost, 1.0, False, False,
+                       cached_prefix_tokens=cached, cache_saved=saved)
 
 
 async def filled_store(folder: Path, rows: list[UsageRecord]) -> SQLiteStore:
@@ -77,7 +80,7 @@ def python_by_key(rows: list[UsageRecord]) -> list[tuple[str, str, Spend]]:
         spend = Spend()
         for r in rows:
             if r.account_id == ACCOUNT and r.key_id == key_id:
-                spend.add(r.cost, 1, r.input_tokens, r.output_tokens)
+                spend.add_record(r)
         found.append((key_id, f"name {key_id}", spend))
     return found
 
@@ -118,7 +121,7 @@ def test_reports_name_their_periods_in_utc():
     assert report["by_window"][0]["period"] == "2026-11-29T15:00:00Z/2026-11-29T20:00:00Z"
     assert [report[g][0]["period"] for g in ("by_day", "by_week", "by_month")] == ["2026-11-29", "2026-W48", "2026-11"]
     assert report["total"] == {"spent": "0.14", "spent_nanos": 140_000_000, "requests": 1, "input_tokens": 10,
-                               "output_tokens": 20}
+                               "output_tokens": 20, "cached_tokens": 0, "cache_saved": "0.00", "cache_saved_nanos": 0}
     new_year = spend_report([usage(1, utc(2027, 1, 3, 23, 59, 59) + 0.999, ACCOUNT, "key_1", 1, 0, 0)], 7 * 3600)
     assert new_year["by_week"][0]["period"] == "2026-W53" and new_year["by_day"][0]["period"] == "2027-01-03"
     assert new_year["by_window"][0]["period"] == "2027-01-03T21:00:00Z/2027-01-04T00:00:00Z"

@@ -1,9 +1,12 @@
 """Who is calling: operator token, management keys (`mk_`), consumption keys (`sk_`).
 
-Consumption keys are checked on every request, so their context is cached in
-memory; the cache is dropped whenever the store's change counter moves, which
-includes edits made by another process (the CLI), so a revoked key or an
-expired subscription is refused on the very next request.
+Consumption keys are checked on every request, so their contexts are cached in memory
+(`KeyCache`, bounded). Every process that changes a key, subscription, account or plan
+moves the store's change counter (shared memory, read per request at the cost of a memory
+read); when it moved, the change log says what changed, and only the contexts built from
+that are dropped. So a revoked key or an expired subscription is refused on the very next
+request, whichever process made the change, while the rest of the cache stays warm.
+A subscription that runs out by time is checked on every request, from the cached context.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from tollgate.accounts.backoff import FailureBackoff
+from tollgate.accounts.key_cache import KeyCache
+from tollgate.accounts.key_lookup import KeyLookups
 from tollgate.domain.accounts import KeyContext, ManagementKey
 from tollgate.domain.refusals import KeyRefused, TooManyFailures
 from tollgate.domain.secrets import (
@@ -28,7 +33,8 @@ from tollgate.domain.secrets import (
 )
 from tollgate.store.base import Store
 
-CACHE_LIMIT = 100_000
+# Key contexts kept when the config does not say (`[server] key_cache`).
+CACHE_LIMIT = 200_000
 
 
 def invalid_key() -> KeyRefused:
@@ -36,35 +42,83 @@ def invalid_key() -> KeyRefused:
 
 
 class ConsumptionAuth:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, capacity: int = CACHE_LIMIT) -> None:
         self.store = store
         self.clock = clock
-        self._seq = -1
-        self._cache: dict[str, KeyContext] = {}
+        self.cache = KeyCache(capacity)
+        self.lookups = KeyLookups(store)
+        self._seq = -1  # the change log is applied to the cache up to this number
+        self._catching_up: asyncio.Task | None = None
+        self.change_reads = 0  # reads of the change log
+        self.resets = 0  # times the whole cache was dropped (the log had moved on too far)
 
     async def authenticate(self, secret: str | None) -> KeyContext:
         if not secret or not secret.startswith(CONSUMPTION_PREFIX) or len(secret) > 200:
             raise invalid_key()
         seq = self.store.change_seq()
         if seq != self._seq:
-            self._cache.clear()
-            self._seq = seq
+            await self._catch_up(seq)
         # Cached by the key as presented: a hit costs one dict lookup, not a SHA-256. The store
         # is only ever asked by hash, and the cache lives in this process's memory only.
-        ctx = self._cache.get(secret)
+        ctx = self.cache.get(secret)
         if ctx is None:
-            ctx = await self.store.find_key_context(hash_secret(secret))
-            if ctx is None:
-                raise invalid_key()
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[secret] = ctx
+            ctx = await self._find(secret)
         if ctx.key.revoked_at is not None:
             raise KeyRefused(KeyRefused.REVOKED, "this API key has been revoked")
         if ctx.subscription is not None and not ctx.subscription.is_usable(self.clock()):
             raise KeyRefused(KeyRefused.SUBSCRIPTION_EXPIRED,
                              "the subscription behind this API key has expired; its keys no longer work")
         return ctx
+
+    async def _find(self, secret: str) -> KeyContext:
+        """A key that missed the cache, from a (shared, batched) store read that has seen every change applied."""
+        ctx, seq = await asyncio.shield(self.lookups.find(secret, self._seq))
+        if ctx is None:
+            raise invalid_key()
+        # A read older than the changes applied meanwhile may hold what they changed: serve it
+        # to this request (it raced the change), but do not keep it.
+        if seq >= self._seq and self.cache.peek(secret) is None:
+            ctx = self.cache.put(secret, ctx)
+        return ctx
+
+    async def _catch_up(self, seq: int) -> None:
+        """Apply the change log up to at least `seq` (one read at a time, shared by every request waiting)."""
+        if seq < self._seq:  # the database was replaced by an older copy: nothing cached can be trusted
+            self.cache.clear()
+            self.resets += 1
+            self._seq = seq
+            return
+        while self._seq < seq:
+            before = self._seq
+            if self._catching_up is None:
+                self._catching_up = asyncio.get_running_loop().create_task(self._read_changes())
+            await asyncio.shield(self._catching_up)
+            if self._seq <= before:  # the counter says more than the log has: a replaced database
+                self.cache.clear()
+                self.resets += 1
+                self._seq = seq
+
+    async def _read_changes(self) -> None:
+        try:
+            if len(self.cache) == 0:  # nothing to drop: skip the read (reads begun before now are not kept)
+                self._seq = max(self._seq, self.store.change_seq())
+                return
+            self.change_reads += 1
+            changes = await self.store.changes_since(self._seq)
+            if changes.complete:
+                for kind, ref in changes.items:
+                    self.cache.apply(kind, ref)
+            else:
+                self.cache.clear()
+                self.resets += 1
+            self._seq = max(self._seq, changes.last)
+        finally:
+            self._catching_up = None
+
+    def stats(self) -> dict[str, int]:
+        """The key cache's counts, and how often the store was asked (for the operator's metrics)."""
+        return {**self.cache.stats().as_dict(), "store_reads": self.lookups.reads,
+                "keys_read": self.lookups.keys_read, "change_reads": self.change_reads, "resets": self.resets}
 
 
 class ManagementAuth:

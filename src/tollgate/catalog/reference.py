@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from tollgate.domain.money import MoneyError, usd_from_json
+from tollgate.domain.price_rules import price_problems
+from tollgate.domain.pricing import Price, Rates, Tier
 
 CAPABILITIES = ("chat", "reasoning", "code", "agent", "vision", "embeddings", "long-context")
 BENCHMARKS = {
@@ -46,7 +48,10 @@ _MODEL_KEYS = {
     "id", "name", "family", "open_weights", "aliases", "capabilities", "input_usd_per_mtok",
     "output_usd_per_mtok", "context_tokens", "max_output_tokens", "speed_tokens_per_s", "ttft_ms",
     "params_total_b", "params_active_b", "embedding_dimensions", "benchmarks", "source", "notes",
+    "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "tiers",
 }
+_TIER_KEYS = {"above_tokens", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok",
+              "cache_write_usd_per_mtok"}
 _REQUIRED = ("id", "name", "capabilities", "source")
 
 
@@ -76,6 +81,9 @@ class ReferenceModel:
     benchmarks: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     aliases: tuple[str, ...] = ()
     notes: str = ""
+    cached_input_per_mtok: int | None = None
+    cache_write_per_mtok: int | None = None
+    tiers: tuple[Tier, ...] = ()
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -87,6 +95,14 @@ class ReferenceModel:
     def is_priced(self) -> bool:
         """Both prices known, so a task on it can be priced exactly."""
         return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    @property
+    def price(self) -> Price | None:
+        """Every price as one value (cache prices and tiers included), when both base prices are known."""
+        if self.input_per_mtok is None or self.output_per_mtok is None:
+            return None
+        return Price(Rates(self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok,
+                           self.cache_write_per_mtok), self.tiers)
 
 
 @dataclass(frozen=True)
@@ -168,7 +184,7 @@ def _parse_model(raw: Any, where: str) -> ReferenceModel:
     unknown = set(raw) - _MODEL_KEYS
     if unknown:
         raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}")
-    return ReferenceModel(
+    model = ReferenceModel(
         id=model_id,
         name=_text(raw, "name", where),
         family=_text(raw, "family", where, default=""),
@@ -187,7 +203,43 @@ def _parse_model(raw: Any, where: str) -> ReferenceModel:
         benchmarks=_benchmarks(raw, where),
         aliases=_aliases(raw, where),
         notes=_text(raw, "notes", where, default=""),
+        cached_input_per_mtok=_price(raw, "cached_input_usd_per_mtok", where),
+        cache_write_per_mtok=_price(raw, "cache_write_usd_per_mtok", where),
+        tiers=_tiers(raw, where),
     )
+    _check_price(model, where)
+    return model
+
+
+def _tiers(raw: dict, where: str) -> tuple[Tier, ...]:
+    """`[[models.tiers]]`: above `above_tokens` prompt tokens, the whole request at the tier's prices."""
+    value = raw.get("tiers", [])
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise CatalogError(f"{where}: key 'tiers' must be an array of tables ([[models.tiers]])")
+    tiers = []
+    for i, tier in enumerate(value):
+        at = f"{where}: tiers[{i}]"
+        unknown = set(tier) - _TIER_KEYS
+        if unknown:
+            raise CatalogError(f"{at}: unknown key(s) {sorted(unknown)}")
+        for key in ("above_tokens", "input_usd_per_mtok", "output_usd_per_mtok"):
+            if key not in tier:
+                raise CatalogError(f"{at}: key {key!r} is required")
+        tiers.append(Tier(_count(tier, "above_tokens", at) or 0, Rates(
+            _price(tier, "input_usd_per_mtok", at) or 0, _price(tier, "output_usd_per_mtok", at) or 0,
+            _price(tier, "cached_input_usd_per_mtok", at), _price(tier, "cache_write_usd_per_mtok", at))))
+    return tuple(tiers)
+
+
+def _check_price(model: ReferenceModel, where: str) -> None:
+    """The price rules every price obeys (domain/price_rules.py), named with this file's keys."""
+    has_cache = model.cached_input_per_mtok is not None or model.cache_write_per_mtok is not None
+    if (has_cache or model.tiers) and model.price is None:
+        raise CatalogError(f"{where}: cache prices and tiers need both input_usd_per_mtok and output_usd_per_mtok")
+    problems = price_problems(model.price, model.context_tokens) if model.price is not None else []
+    if problems:
+        key, problem = problems[0]
+        raise CatalogError(f"{where}: key {key.replace('_per_mtok', '_usd_per_mtok')!r}: {problem}")
 
 
 def _text(raw: dict, key: str, where: str, default: str | None = None) -> str:

@@ -25,7 +25,11 @@ Figures in the post that disagree with its own breakdown:
   - $9.18 is ~2% above what its own 506K in / 19K out cost at $15/$75 ($9.00).
   - GPT-5.4 at $4.73 a task does not follow from the $2.50/M input price the comparison
     post quotes; $15/$75 is an older Opus price (Opus 4.6 is $5/$25); Pro is $60/mo, not $50.
-See docs/costlab.md for the derivation."""
+See docs/costlab.md for the derivation.
+
+--price cached: every call's resent prefix read from the provider's cache (a hit), the rest
+written to it, priced on each catalog model that publishes cache prices, without and with them;
+for the task's history policy and for full history (trimming changes the prefix, so it hits less)."""
 
 LIVE_EPILOG = """\
 A conversation is the requests of one key that share a session id (the hash of the
@@ -60,8 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="history policy: full | window:STEPS | cap:TOKENS | summarise:AT:SUMMARY (default cap:7800)")
     agent.add_argument("--compare", action="append", metavar="POLICY",
                        help="also compare this history policy (repeatable; default: a standard set)")
-    agent.add_argument("--price", action="append", metavar="[LABEL=]IN/OUT",
-                       help="extra price point, USD per million tokens, e.g. mine=0.5/2 (repeatable)")
+    agent.add_argument("--price", action="append", metavar="[LABEL=]IN/OUT | cached",
+                       help="extra price point, USD per million tokens, e.g. mine=0.5/2 (repeatable); `cached`: "
+                            "also price the task with and without the catalog's cache prices, side by side")
     agent.add_argument("--tasks-per-day", type=positive, action="append", metavar="N",
                        help="monthly cost at N tasks a day (repeatable; default 5 and 20)")
     agent.add_argument("--steps-table", action="store_true", help="print the step-by-step token flow")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from tollgate.config.defaults import default_plans, local_models, local_upstreams
+from tollgate.config import upstream_headers
+from tollgate.config.defaults import default_plans, local_models, local_routes, local_upstreams
 from tollgate.config.reader import REQUIRED, ConfigError, Table
 from tollgate.config.schema import (
     CATEGORIES,
@@ -20,6 +22,8 @@ from tollgate.config.schema import (
     UpstreamConfig,
 )
 from tollgate.domain.bounds import check_budget, check_period_days, check_rate, check_window
+from tollgate.domain.price_rules import price_problems
+from tollgate.domain.pricing import Rates, Tier
 from tollgate.domain.secrets import MAKE_TOKEN, operator_token_problem
 
 __all__ = ["ConfigError", "load_config"]
@@ -43,10 +47,13 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
     server = _server(root.table("server"), env)
     upstreams = tuple(_upstream(t) for t in root.tables("upstreams"))
     models = tuple(_model(t) for t in root.tables("models"))
-    if not upstreams and not models:
+    bundled = not upstreams and not models
+    if bundled:
         upstreams, models = local_upstreams(), local_models()
     plans = _merge_plans(default_plans(), tuple(_plan(t) for t in root.tables("plans")))
     routes = _routes(root.table("routes"))
+    if bundled and not routes:
+        routes = local_routes()
     root.done()
     config = Config(server, upstreams, models, plans, routes, source=str(path) if path else None)
     _check_references(config)
@@ -67,6 +74,7 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         store_request_text=t.bool("store_request_text", d.store_request_text),
         admin_token=t.str("admin_token", None),
         limits=_limits(t.table("limits")),
+        key_cache=t.int("key_cache", d.key_cache, minimum=1),
     )
     if t.str("http", None) is not None:
         raise ConfigError("server.http: the built-in HTTP server was removed (uvicorn, with the limits of "
@@ -129,6 +137,13 @@ def _check_admin_token(token: str, where: str) -> None:
         raise ConfigError(f"{where}: the operator token {problem}; make a strong one with: {MAKE_TOKEN}")
 
 
+def _choice(t: Table, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = t.str(name, default)
+    if value not in allowed:
+        raise ConfigError(f"{t.key(name)}: must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _upstream(t: Table) -> UpstreamConfig:
     d = UpstreamConfig(name="")
     kind = t.str("kind", "openai")
@@ -147,6 +162,10 @@ def _upstream(t: Table) -> UpstreamConfig:
         first_byte_timeout=t.number("first_byte_timeout", d.first_byte_timeout, minimum=0.001),
         max_connections=t.int("max_connections", d.max_connections, minimum=1),
         max_response_bytes=t.int("max_response_bytes", d.max_response_bytes, minimum=1024),
+        request_id_header=upstream_headers.request_id_header(t, d.request_id_header),
+        headers=upstream_headers.extra_headers(t),
+        forward_headers=upstream_headers.forward_headers(t),
+        usage=_choice(t, "usage", ("upstream", "gateway"), d.usage),
         model_path=t.str("model_path", None),
         threads=t.int("threads", None, minimum=1),
         context=t.int("context", d.context, minimum=64),
@@ -172,11 +191,33 @@ def _model(t: Table) -> ModelConfig:
         aliases=t.str_list("aliases", ()),
         fallbacks=t.str_list("fallbacks", ()),
         tokenizer=t.str("tokenizer", None),
+        cached_input_per_mtok=t.usd("cached_input_per_mtok", None),
+        cache_write_per_mtok=t.usd("cache_write_per_mtok", None),
     )
+    tiers = tuple(_tier(tier) for tier in t.tables("tiers"))
     t.done()
     if not embedding and model.max_output < 1:
         raise ConfigError(f"{t.key('max_output')}: a chat model needs max_output of at least 1")
+    if tiers:
+        model = replace(model, tiers=tiers)
+    problems = price_problems(model.price, model.context)
+    if problems:
+        key, problem = problems[0]
+        raise ConfigError(f"{t.key(key)}: {problem}")
     return model
+
+
+def _tier(t: Table) -> Tier:
+    """One `[[models.tiers]]`: above `above_tokens` prompt tokens, the whole request at these rates
+    (checked with the model's other prices by `price_problems`)."""
+    tier = Tier(t.bounded("above_tokens", t.int("above_tokens", REQUIRED, minimum=1), _tokens), Rates(
+        input_per_mtok=t.usd("input_per_mtok"),
+        output_per_mtok=t.usd("output_per_mtok"),
+        cached_input_per_mtok=t.usd("cached_input_per_mtok", None),
+        cache_write_per_mtok=t.usd("cache_write_per_mtok", None),
+    ))
+    t.done()
+    return tier
 
 
 # A model's context and max_output: far above any model's, far below what overflows a reservation.

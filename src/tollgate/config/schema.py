@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tollgate.domain.accounts import Plan
+from tollgate.domain.pricing import Price, Rates, Tier
 
 CATEGORIES = ("simple", "general", "reasoning", "code", "agent")
 
@@ -48,6 +50,9 @@ class ServerConfig:
     store_request_text: bool = False
     admin_token: str | None = None
     limits: HTTPLimits = HTTPLimits()
+    # Consumption keys whose context (and pools, limits) stay in memory; the least recently
+    # used goes beyond this. About 2 KB each: size it above the keys active at once.
+    key_cache: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,14 @@ class UpstreamConfig:
     # The most bytes one answer may have (head and body, a stream's too); past it the answer
     # fails as a protocol error (502) and is settled like any upstream that broke off.
     max_response_bytes: int = 64 * 1024 * 1024
+    # The header that carries the request id (a UUID); "" (`false` in the file) sends none
+    # (config/upstream_headers.py).
+    request_id_header: str = "X-Request-Id"
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers, sent as written
+    forward_headers: tuple[str, ...] = ()  # client headers passed through (lower-cased names)
+    # Whose token counts are billed: "upstream" (its usage blocks, checked) or "gateway" (counted
+    # here, for a server behind an intermediary that estimates what the server left out).
+    usage: str = "upstream"
     model_path: str | None = None
     threads: int | None = None
     context: int = 2048
@@ -85,10 +98,21 @@ class ModelConfig:
     aliases: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
     tokenizer: str | None = None
+    # Cache hits and cache writes, when the provider prices them apart (None: the input price).
+    cached_input_per_mtok: int | None = None
+    cache_write_per_mtok: int | None = None
+    # Long-context tiers (`[[models.tiers]]`), in ascending `above_tokens`.
+    tiers: tuple[Tier, ...] = ()
 
     @property
     def is_embedding(self) -> bool:
         return "embeddings" in self.capabilities
+
+    @cached_property
+    def price(self) -> Price:
+        """Every price of the model as one value (built once: every request's reservation and charge read it)."""
+        base = Rates(self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok, self.cache_write_per_mtok)
+        return Price(base, self.tiers)
 
 
 # A plan in the config file is the same record the store keeps (with source "config").

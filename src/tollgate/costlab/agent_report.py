@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Sequence
 
 from tollgate.catalog.reference import ReferenceModel, load_reference_catalog
 from tollgate.config.defaults import default_plans
 from tollgate.costlab.agent_sim import AgentTask, HistoryPolicy, TokenFlow, simulate
+from tollgate.costlab.cache_pricing import CacheCost, cache_costs
 from tollgate.costlab.pricing import PlanFit, PricePoint, TaskCost, plan_fit, price_flow, price_on
 from tollgate.costlab.reference_task import (
     DEEPSEEK_AS_QUOTED,
@@ -20,6 +22,7 @@ from tollgate.costlab.reference_task import (
 from tollgate.costlab.table import percent, render_table, signed_percent
 from tollgate.domain.money import format_usd
 
+CACHED = "cached"  # `--price cached`: add the task priced with the catalog's cache prices
 DEFAULT_VARIANTS = ("full", f"cap:{REFERENCE_TASK.history.cap_tokens}", "window:3", "window:1", "summarise:20000:2000")
 
 
@@ -41,10 +44,17 @@ class AgentReport:
     variants: tuple[Variant, ...]
     notes: tuple[str, ...]
     tasks_per_day: tuple[int, ...]
+    # With `--price cached`: (history policy, its flow's cost on each cache-priced model), the task's own
+    # policy first, then full history (what caching changes most).
+    cache: tuple[tuple[HistoryPolicy, tuple[CacheCost, ...]], ...] = ()
 
     def to_json(self) -> dict:
         flow, task = self.flow, self.flow.task
         return {
+            **({"cache_pricing": [
+                {"history": policy.spec(), "model": c.model.id, "without_cache_pricing": _money(c.plain),
+                 "with_cache_pricing": _money(c.cached), "saved": _money(c.saved), "cached_tokens": c.cached_tokens,
+                 "input_tokens": c.input_tokens} for policy, costs in self.cache for c in costs]} if self.cache else {}),
             "task": {
                 "steps": task.steps, "system_prompt_tokens": task.system_prompt_tokens,
                 "tool_output_tokens": task.tool_output_tokens, "agent_output_tokens": task.agent_output_tokens,
@@ -96,11 +106,13 @@ def agent_report(
     extra_prices: Sequence[str] = (),
     tasks_per_day: Sequence[int] = (5, 20),
 ) -> AgentReport:
-    """Everything `cost agent` shows, computed; ValueError on bad parameters."""
+    """Everything `cost agent` shows, computed; ValueError on bad parameters. An extra price of `cached`
+    adds the task priced with and without the catalog's cache prices, side by side."""
     task = AgentTask(steps, system_prompt, tool_output, agent_output, task_tokens, HistoryPolicy.parse(history))
     flow = simulate(task)
     catalog = load_reference_catalog()
-    prices = [OPUS_AS_QUOTED, DEEPSEEK_AS_QUOTED, *(PricePoint.parse(p) for p in extra_prices)]
+    with_cache = CACHED in extra_prices
+    prices = [OPUS_AS_QUOTED, DEEPSEEK_AS_QUOTED, *(PricePoint.parse(p) for p in extra_prices if p != CACHED)]
     quoted = {(p.model_id, p.input_per_mtok, p.output_per_mtok) for p in prices}
     unpriced = []
     for model in catalog:
@@ -122,6 +134,11 @@ def agent_report(
     is_reference = task == REFERENCE_TASK
     ref_flow = flow if is_reference else simulate(REFERENCE_TASK)
     notes = discrepancies(ref_flow, _point(catalog, "gpt-5.4"), _point(catalog, "claude-opus-4.6"))
+    cache = []
+    if with_cache:
+        for policy in dict.fromkeys((task.history, HistoryPolicy())):
+            pflow = flow if policy == task.history else simulate(replace(task, history=policy))
+            cache.append((policy, tuple(cache_costs(pflow, catalog))))
     return AgentReport(
         flow=flow,
         is_reference=is_reference,
@@ -132,6 +149,7 @@ def agent_report(
         variants=tuple(variants),
         notes=tuple(notes),
         tasks_per_day=tuple(tasks_per_day),
+        cache=tuple(cache),
     )
 
 
@@ -194,9 +212,27 @@ def render_agent_report(report: AgentReport, steps_table: bool = False) -> str:
              f"{v.flow.peak_prompt:,}"] + [_usd(c.nanos) for c in v.costs] for v in report.variants]
     out.append(render_table(["history", "re-sent", "total", "peak prompt", "$15/$75", "$0.27/$1.10"],
                             rows, right=range(1, 6)))
+    if report.cache:
+        out += _cache_section(report)
     out += ["", "About the post's figures"]
     out += [f"  - {line}" for line in report.notes]
     return "\n".join(out)
+
+
+def _cache_section(report: AgentReport) -> list[str]:
+    """`--price cached`: the task with and without cache pricing, side by side (costlab/cache_pricing.py)."""
+    out = ["", "Cache pricing: each call's resent prefix read from the provider's cache, the rest written to it"]
+    rows = []
+    for policy, costs in report.cache:
+        for c in costs:
+            rows.append([c.model.name, policy.describe(), percent(Decimal(c.cached_tokens) / c.input_tokens)
+                         if c.input_tokens else "-", _usd(c.plain), _usd(c.cached), _usd(c.saved),
+                         percent(Decimal(c.saved) / c.plain, 0) if c.plain else "-"])
+    out.append(render_table(["model", "history", "input cached", "without cache pricing", "with cache pricing",
+                             "saved", "saved %"], rows, right=range(2, 7)))
+    out.append("  A trimmed or summarised history changes the prompt right after the system prompt: only that "
+               "prefix hits.")
+    return out
 
 
 def _point(catalog, model_id: str) -> PricePoint | None:

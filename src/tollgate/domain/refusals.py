@@ -129,12 +129,17 @@ class RateLimited(Refusal):
 # -- upstreams ----------------------------------------------------------------------
 
 class UpstreamUnavailable(Refusal):
-    """No deployment of any model in the chain gave an answer; `failures` says what each did."""
+    """No deployment of any model in the chain gave an answer; `failures` says what each did.
 
-    def __init__(self, failures: list[str], timed_out: bool) -> None:
+    `retry_after`: seconds a rate-limited or overloaded upstream asked to be left alone (the
+    shortest such wait), or None when none said.
+    """
+
+    def __init__(self, failures: list[str], timed_out: bool, retry_after: float | None = None) -> None:
         super().__init__("; ".join(failures))
         self.failures = failures
         self.timed_out = timed_out
+        self.retry_after = retry_after
 
 
 class UpstreamBroke(Refusal):

@@ -24,18 +24,31 @@ GROUPINGS = ("by_window", "by_day", "by_week", "by_month")
 
 @dataclass(slots=True)
 class Spend:
-    """What a set of requests cost: exact nano-dollars, a count and tokens."""
+    """What a set of requests cost: exact nano-dollars, a count and tokens; of the input, the tokens read
+    from a provider's cache, and what cache pricing saved (nano-dollars, negative when writes cost more)."""
 
     cost: int = 0
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_saved: int = 0
 
-    def add(self, cost: int, requests: int, input_tokens: int, output_tokens: int) -> None:
+    def add(self, cost: int, requests: int, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
+            cache_saved: int = 0) -> None:
         self.cost += cost
         self.requests += requests
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
+        self.cached_tokens += cached_tokens
+        self.cache_saved += cache_saved
+
+    def add_spend(self, other: Spend) -> None:
+        self.add(other.cost, other.requests, other.input_tokens, other.output_tokens, other.cached_tokens,
+                 other.cache_saved)
+
+    def add_record(self, r: UsageRecord) -> None:
+        self.add(r.cost, 1, r.input_tokens, r.output_tokens, r.cached_prefix_tokens or 0, r.cache_saved or 0)
 
 
 @dataclass(slots=True)
@@ -74,13 +87,14 @@ def window_label(start: int, window: int | None) -> str:
 
 
 def spend_row(period: str, spend: Spend) -> dict:
-    return {"period": period, "spent": format_usd(spend.cost), "spent_nanos": spend.cost,
-            "requests": spend.requests, "input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens}
+    return {"period": period, **total_row(spend)}
 
 
 def total_row(spend: Spend) -> dict:
     return {"spent": format_usd(spend.cost), "spent_nanos": spend.cost, "requests": spend.requests,
-            "input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens}
+            "input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens,
+            "cached_tokens": spend.cached_tokens, "cache_saved": format_usd(spend.cache_saved),
+            "cache_saved_nanos": spend.cache_saved}
 
 
 def report_of(summary: SpendSummary) -> dict:
@@ -94,7 +108,7 @@ def report_of(summary: SpendSummary) -> dict:
 def _group(records: Iterable[UsageRecord], label: Callable[[UsageRecord], str]) -> list[dict]:
     groups: dict[str, Spend] = {}
     for r in records:
-        groups.setdefault(label(r), Spend()).add(r.cost, 1, r.input_tokens, r.output_tokens)
+        groups.setdefault(label(r), Spend()).add_record(r)
     return [spend_row(name, spend) for name, spend in sorted(groups.items())]
 
 
@@ -107,7 +121,7 @@ def spend_report(records: list[UsageRecord], window: int | None) -> dict:
 
     total = Spend()
     for r in records:
-        total.add(r.cost, 1, r.input_tokens, r.output_tokens)
+        total.add_record(r)
     return {
         "total": total_row(total),
         "by_window": _group(records, by_window),
@@ -128,13 +142,12 @@ def summarize(buckets: Iterable[tuple[int, int, Spend]], window: int | None) -> 
     groups: dict[str, dict[str, Spend]] = {name: {} for name in GROUPINGS}
     label_of_day: dict[int, tuple[str, str, str]] = {}
     for day, start, spend in buckets:
-        total.add(spend.cost, spend.requests, spend.input_tokens, spend.output_tokens)
+        total.add_spend(spend)
         labels = label_of_day.get(day)
         if labels is None:
             second = day * DAY
             labels = label_of_day[day] = (_day(second), _week(second), _month(second))
         periods = (window_label(start, window), *labels)
         for name, period in zip(GROUPINGS, periods):
-            groups[name].setdefault(period, Spend()).add(
-                spend.cost, spend.requests, spend.input_tokens, spend.output_tokens)
+            groups[name].setdefault(period, Spend()).add_spend(spend)
     return SpendSummary(total, *(sorted(groups[name].items()) for name in GROUPINGS))

@@ -9,6 +9,7 @@ from tollgate.accounts.service import AccountService
 from tollgate.domain.accounts import Account, Plan
 from tollgate.domain.pools import credit_pool
 from tollgate.http import fields, views
+from tollgate.http.cache_metrics import CacheMetrics
 from tollgate.http.errors import ENVELOPE_SHAPE
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
 from tollgate.ledger.protocol import BudgetLedger
@@ -23,9 +24,10 @@ def ok(data: object) -> dict:
 class AdminAPI:
     def __init__(
         self, accounts: AccountService, auth: AdminAuth, ledger: BudgetLedger, max_body: int,
-        clock: Callable[[], float], metrics: RouteMetrics | None = None,
+        clock: Callable[[], float], metrics: RouteMetrics | None = None, caches: CacheMetrics | None = None,
     ) -> None:
         self.metrics = metrics
+        self.caches = caches
         self.accounts = accounts
         self.auth = auth
         self.ledger = ledger
@@ -46,6 +48,7 @@ class AdminAPI:
         router.add("GET", "/admin/plans", self.list_plans)
         router.add("POST", "/admin/plans", self.create_plan)
         router.add("GET", "/admin/metrics/routes", self.route_metrics)
+        router.add("GET", "/admin/metrics/caches", self.cache_metrics)
         router.add("GET", "/metrics", self.prometheus)
 
     async def _operator(self, request: Request) -> None:
@@ -163,7 +166,14 @@ class AdminAPI:
         rows = self.metrics.snapshot() if self.metrics else []
         await send_json(send, 200, ok(rows))
 
+    async def cache_metrics(self, request: Request, send: Send) -> None:
+        """The per-key caches of the request path: size, capacity, hits, misses, evictions, store reads."""
+        await self._operator(request)
+        await send_json(send, 200, ok(self.caches.snapshot() if self.caches else {}))
+
     async def prometheus(self, request: Request, send: Send) -> None:
         await self._operator(request)
         text = self.metrics.prometheus() if self.metrics else ""
+        if self.caches is not None:
+            text += self.caches.prometheus()
         await send_bytes(send, 200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])

@@ -126,23 +126,29 @@ def _tool_choice(choice: Any) -> Any:
     raise invalid("tool_choice.type", "must be auto, any, tool or none")
 
 
-def to_openai(body: dict) -> dict:
-    """An OpenAI chat body for an Anthropic Messages body; raises a 400 APIError on bad input."""
+def _model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model", "is required")
-    max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise invalid("max_tokens", "is required and must be a positive integer")
+    return model
+
+
+def _messages(body: dict) -> list[dict]:
+    """The OpenAI messages of the system prompt and the turns.
+
+    A `system` turn inside `messages` (Claude Code sends one after the first user turn) is folded
+    into the one system prompt, in order: open models' chat templates take a single leading system
+    message, and some refuse one anywhere else. Thinking blocks are dropped (no open model takes
+    them back); `cache_control` on any block is ignored (no upstream of ours caches on request).
+    """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid("messages", "is required and must be a non-empty list")
-    out: list[dict] = []
     system = body.get("system")
-    if system is not None:
-        if not isinstance(system, (str, list)):
-            raise invalid("system", "must be a string or a list of text blocks")
-        out.append({"role": "system", "content": _text_of(system, "system")})
+    if system is not None and not isinstance(system, (str, list)):
+        raise invalid("system", "must be a string or a list of text blocks")
+    prompts = [_text_of(system, "system")] if system is not None else []
+    out: list[dict] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid(f"messages[{i}]", "must be an object with a role and content")
@@ -151,8 +157,51 @@ def to_openai(body: dict) -> dict:
             out.extend(_user_messages(content, f"messages[{i}].content"))
         elif role == "assistant":
             out.append(_assistant_message(content, f"messages[{i}].content"))
+        elif role == "system":
+            prompts.append(_text_of(content, f"messages[{i}].content"))
         else:
-            raise invalid(f"messages[{i}].role", "must be \"user\" or \"assistant\"")
+            raise invalid(f"messages[{i}].role", "must be \"user\", \"assistant\" or \"system\"")
+    if not out:
+        raise invalid("messages", "needs at least one user or assistant turn")
+    if prompts:
+        out.insert(0, {"role": "system", "content": "\n\n".join(p for p in prompts if p)})
+    return out
+
+
+def _tools(body: dict, chat: dict) -> None:
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise invalid("tools", "must be a list")
+        chat["tools"] = [
+            {"type": "function", "function": {"name": str(t.get("name", "")), "description": str(t.get("description", "")),
+                                              "parameters": t.get("input_schema") or {"type": "object"}}}
+            for t in tools if isinstance(t, dict)
+        ]
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+
+
+def prompt_of(body: dict) -> dict:
+    """The OpenAI chat body of what a model reads from an Anthropic body (model, messages, tools):
+    what `count_tokens` counts, which needs no `max_tokens`. Raises a 400 APIError on bad input."""
+    chat: dict = {"model": _model(body), "messages": _messages(body)}
+    _tools(body, chat)
+    return chat
+
+
+def to_openai(body: dict) -> dict:
+    """An OpenAI chat body for an Anthropic Messages body; raises a 400 APIError on bad input.
+
+    Fields with no counterpart on an open model are dropped, never refused, so that clients built
+    for Anthropic's API work as they are: `thinking`, `context_management`, `output_config`
+    (Claude Code sends all three), `service_tier`, `container`, `mcp_servers`, `cache_control`.
+    """
+    model = _model(body)
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise invalid("max_tokens", "is required and must be a positive integer")
+    out = _messages(body)
     chat: dict = {"model": model, "messages": out, "max_tokens": max_tokens}
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
@@ -169,17 +218,7 @@ def to_openai(body: dict) -> dict:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise invalid("stop_sequences", "must be a list of strings")
         chat["stop"] = stops
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise invalid("tools", "must be a list")
-        chat["tools"] = [
-            {"type": "function", "function": {"name": str(t.get("name", "")), "description": str(t.get("description", "")),
-                                              "parameters": t.get("input_schema") or {"type": "object"}}}
-            for t in tools if isinstance(t, dict)
-        ]
-    if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    _tools(body, chat)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         chat["user"] = metadata["user_id"]

@@ -192,7 +192,9 @@ class ManagementAPI:
             if sub.is_usable(now):
                 subs.append({"subscriptionId": sub.id, "planSlug": sub.plan_slug, "budget": await self._pool_state(sub)})
         per_key = [{"keyId": key_id, "name": name, "spent": views.usd(spend.cost), "spentNanos": spend.cost,
-                    "requests": spend.requests} for key_id, name, spend in summary.by_key]
+                    "requests": spend.requests, "cachedTokens": spend.cached_tokens,
+                    "cacheSaved": views.usd(spend.cache_saved), "cacheSavedNanos": spend.cache_saved}
+                   for key_id, name, spend in summary.by_key]
         report = report_of(summary)
         await send_json(send, 200, ok({
             "subscriptions": subs, "keys": per_key, "total": report["total"], "byDay": report["by_day"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import uuid
 from collections.abc import Callable
 
 import orjson
@@ -18,9 +19,10 @@ from tollgate.accounts.auth import ConsumptionAuth
 from tollgate.domain.accounts import KeyContext
 from tollgate.domain.durations import format_duration
 from tollgate.domain.grants import Settled
-from tollgate.domain.pools import credit_pool, pools_for
+from tollgate.domain.pools import PoolState, credit_pool, pools_for
 from tollgate.domain.refusals import ModelRefused, Refusal
 from tollgate.domain.timestamps import iso
+from tollgate.domain.windows import DAY
 from tollgate.http import checks, views
 from tollgate.http.errors import APIError
 from tollgate.http.headers import reply_headers, stream_headers
@@ -37,14 +39,18 @@ from tollgate.proxy.resolve import ModelResolver
 from tollgate.proxy.routing.text import sample_request
 from tollgate.proxy.sink import Sink
 from tollgate.proxy.sse import DONE, Usage, encode_event
+from tollgate.store.base import Store
 from tollgate.version import __version__
 
 JSON = [(b"content-type", b"application/json")]
+# /v1/usage's caching figures for a credit key (no window): its requests of the last this many days.
+CACHING_DAYS_CREDITS = 31
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """A random UUID: the one request-id form every upstream accepts (some validate it as a UUID)."""
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
 
 
 def client_of(request: Request) -> str | None:
@@ -75,9 +81,15 @@ def model_object(model: ServedModel) -> dict:
         "id": c.id, "object": "model", "created": 0, "owned_by": "tollgate",
         "context_length": c.context, "max_output_tokens": c.max_output,
         "capabilities": list(c.capabilities), "aliases": list(c.aliases),
-        "pricing": {"input_per_mtok": views.usd(c.input_per_mtok), "output_per_mtok": views.usd(c.output_per_mtok),
-                    "currency": "USD"},
+        "pricing": views.pricing(c.price),
     }
+
+
+def auto_object(profile: str, routes: dict[str, list[str]]) -> dict:
+    """`auto` (or `auto:<profile>`) as a model: which models each request category goes to, first the
+    route's model then its fallbacks, so a client can see what will answer it."""
+    return {"id": "auto" if profile == "auto" else f"auto:{profile}", "object": "model", "created": 0,
+            "owned_by": "tollgate", "capabilities": ["chat", "completions"], "routes": routes}
 
 
 class DataPlane:
@@ -101,6 +113,7 @@ class DataPlane:
     async def serve(self, request: Request, ctx: KeyContext, call: Call, sink: Sink) -> None:
         """Run the flow, with a guard that notices the client leaving."""
         call.client = client_of(request)
+        call.headers = request.headers
         guard = self.watch.guard(request.receive)
         guard.start()
         try:
@@ -169,12 +182,13 @@ class OpenAISink:
 
 class OpenAIAPI:
     def __init__(self, plane: DataPlane, registry: ModelRegistry, ledger: BudgetLedger, admitter: Admitter,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, store: Store | None = None) -> None:
         self.plane = plane
         self.registry = registry
         self.ledger = ledger
         self.admitter = admitter
         self.clock = clock
+        self.store = store  # for the key's caching figures on /v1/usage (left out when None)
 
     def mount(self, router: Router) -> None:
         router.add("POST", "/v1/chat/completions", self.chat)
@@ -207,12 +221,18 @@ class OpenAIAPI:
     async def models(self, request: Request, send: Send) -> None:
         """The served models; like OpenAI, only for a valid key (clients' "test connection" relies on the 401)."""
         await self.plane.auth.authenticate(request.bearer())
-        await send_json(send, 200, {"object": "list", "data": [model_object(m) for m in self.registry.models]})
+        autos = [auto_object(p, routes) for p, routes in self.plane.resolver.route_tables().items()]
+        await send_json(send, 200, {"object": "list", "data": autos + [model_object(m) for m in self.registry.models]})
 
     async def model(self, request: Request, send: Send) -> None:
         """One served model, by its id or an alias (`client.models.retrieve(id)`); 404 model_not_found otherwise."""
         await self.plane.auth.authenticate(request.bearer())
         name = request.params["model_id"]
+        profile = (name.partition(":")[2] or "auto") if name == "auto" or name.startswith("auto:") else None
+        routes = self.plane.resolver.route_tables().get(profile) if profile else None
+        if routes is not None:
+            await send_json(send, 200, auto_object(profile, routes))
+            return
         model = self.registry.resolve(name)
         if model is None:
             raise ModelRefused(ModelRefused.NOT_FOUND,
@@ -247,7 +267,17 @@ class OpenAIAPI:
             },
             "credits": {"balance": views.usd(credits.remaining), "balance_nanos": credits.remaining},
             "key": {"id": ctx.key.id, "name": ctx.key.name, "type": ctx.key.type, "created_at": iso(ctx.key.created_at)},
+            **({"caching": await self._caching(ctx, tight)} if self.store is not None else {}),
         })
+
+    async def _caching(self, ctx: KeyContext, tight: PoolState) -> dict:
+        """The key's prompt tokens in the budget's current window (the last 31 days for credits), how many a
+        provider's cache served, and what cache pricing saved: what makes an agent's budget last longer."""
+        since = tight.window_start if tight.pool.window else self.clock() - CACHING_DAYS_CREDITS * DAY
+        assert self.store is not None
+        total = (await self.store.usage_summary(ctx.account.id, ctx.key.id, since=since)).total
+        return {"since": iso(since), "input_tokens": total.input_tokens, "cached_tokens": total.cached_tokens,
+                "saved": views.usd(total.cache_saved), "saved_nanos": total.cache_saved}
 
     async def health(self, request: Request, send: Send) -> None:
         await send_json(send, 200, {"status": "ok", "version": __version__})

@@ -115,6 +115,12 @@ def _upstream_unavailable(refusal: UpstreamUnavailable) -> APIError:
     failures = "; ".join(refusal.failures)
     if refusal.timed_out:
         return APIError(504, "upstream_timeout", "the upstream did not answer in time: " + failures)
+    if refusal.retry_after is not None:
+        # The upstream is rate-limiting or overloaded and said for how long: a 503 the client may
+        # retry after that wait (never a 429, which here means the client's own budget or limits).
+        wait = max(1, math.ceil(refusal.retry_after))
+        return APIError(503, "upstream_busy", f"the upstream is busy; retry in {wait} s: " + failures,
+                        headers=[(b"retry-after", str(wait).encode())])
     return APIError(502, "upstream_unavailable", "no upstream could serve this request: " + failures)
 
 

@@ -20,6 +20,7 @@ from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subsc
 from tollgate.domain.durations import format_duration
 from tollgate.domain.money import format_usd
 from tollgate.domain.pools import PoolState
+from tollgate.domain.pricing import Price, Rates
 from tollgate.domain.timestamps import iso
 
 
@@ -36,6 +37,23 @@ def usd_text(nanos: int | None) -> str | None:
 
 
 Money = Callable[[int | None], Any]
+
+
+def _rates(rates: Rates) -> dict:
+    view = {"input_per_mtok": usd(rates.input_per_mtok), "output_per_mtok": usd(rates.output_per_mtok)}
+    if rates.cached_input_per_mtok is not None:
+        view["cached_input_per_mtok"] = usd(rates.cached_input_per_mtok)
+    if rates.cache_write_per_mtok is not None:
+        view["cache_write_per_mtok"] = usd(rates.cache_write_per_mtok)
+    return view
+
+
+def pricing(price: Price) -> dict:
+    """A model's prices on /v1/models: base rates, cache prices where set, and long-context tiers if any."""
+    view = {**_rates(price.base), "currency": "USD"}
+    if price.tiers:
+        view["tiers"] = [{"above_tokens": t.above_tokens, **_rates(t.rates)} for t in price.tiers]
+    return view
 
 
 # -- operator plane (snake_case) ------------------------------------------------

@@ -31,6 +31,8 @@ from tollgate.ledger.persistence import LedgerStore
 from tollgate.ledger.writer import LedgerWriter
 
 Slot = tuple[str, int]  # (pool id, window start)
+# Counters of windows over a day old are forgotten by a scan this often (seconds).
+PRUNE_EVERY = 600.0
 
 
 class EmbeddedLedger:
@@ -58,6 +60,7 @@ class EmbeddedLedger:
         # Grant ids: unique across restarts by a random prefix, then a counter (no syscall per request).
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count()
+        self._next_prune = 0.0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -206,7 +209,14 @@ class EmbeddedLedger:
         return len(gone)
 
     def _prune(self, now: float) -> None:
-        """Forget counters of windows that ended over a day ago (they stay on disk)."""
+        """Forget counters of windows that ended over a day ago (they stay on disk).
+
+        A scan of every counter, so at most every PRUNE_EVERY seconds: with a provider's
+        hundreds of thousands of keys, a scan each second cost a few per cent of the core.
+        """
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY
         stale = [slot for slot in self._spent if slot[1] and slot[1] < now - 2 * 86400 and not self._reserved.get(slot)]
         for slot in stale:
             del self._spent[slot]

@@ -204,6 +204,13 @@ def _well_formed(rows: object) -> bool:
         isinstance(part, list) and all(isinstance(row, (list, tuple)) for row in part) for part in rows)
 
 
+def _widened(usage_rows: list) -> list:
+    """Usage rows journaled by an older version, before the record's last fields were added (each one
+    nullable, at the end): padded with nulls, so that an upgrade replays its journal like any other."""
+    width = len(USAGE_FIELDS)
+    return [row if len(row) >= width else [*row, *([None] * (width - len(row)))] for row in usage_rows]
+
+
 def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool = False) -> int:
     """Journal entries the database does not have yet, in order; the sequence number applied last.
 
@@ -227,7 +234,8 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool =
             log.error("the ledger journal has no entries %d to %d (unreadable lines, set aside); "
                       "going on from entry %d", applied + 1, seq - 1, seq)
         if _well_formed(rows):
-            for into, part in zip(merged, rows):
+            merged[0].extend(_widened(rows[0]))
+            for into, part in zip(merged[1:], rows[1:]):
                 into.extend(part)
         else:
             merged[4].append(rejection("journal_entry", f"entry {seq} is not a ledger batch", rows))

@@ -11,12 +11,12 @@ refused first (`RequestExceedsBudget`), before it takes from the rate buckets.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from tollgate.domain.accounts import KeyContext
 from tollgate.domain.grants import Grant
-from tollgate.domain.money import TOKENS_PER_MTOK
+from tollgate.domain.lru import LRU, CacheStats
+from tollgate.domain.pricing import output_room
 from tollgate.domain.pools import Pool, pools_for
 from tollgate.domain.refusals import RequestExceedsBudget
 from tollgate.ledger.protocol import BudgetLedger
@@ -26,8 +26,9 @@ from tollgate.proxy.models import ServedModel
 # The smallest answer worth sending: a request that cannot afford this many output
 # tokens on top of its prompt is refused rather than sent.
 MIN_OUTPUT_TOKENS = 1
-# Key contexts whose pools and limits are kept; the oldest is dropped beyond this.
-DERIVED_LIMIT = 4096
+# Keys whose pools and limits are kept when the config does not say (`[server] key_cache`);
+# the least recently used is dropped beyond this.
+DERIVED_LIMIT = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,24 +48,22 @@ class Admission:
 
 
 def output_allowance(grant: Grant, model: ServedModel, prompt_bound: int, cap: int) -> int:
-    """The most output tokens (up to `cap`) whose worst-case cost on `model` fits in the grant."""
-    price_out = model.config.output_per_mtok
-    room = grant.amount * TOKENS_PER_MTOK - prompt_bound * model.config.input_per_mtok
-    if room < 0:
-        return 0
-    if price_out <= 0:
-        return cap
-    return min(cap, room // price_out)
+    """The most output tokens (up to `cap`) whose worst-case cost on `model` fits in the grant
+    (the prompt at its dearest rate: a cache write, the tier its bound reaches; domain/pricing.py)."""
+    return output_room(model.config.price, grant.amount, prompt_bound, cap)
 
 
 class Admitter:
-    def __init__(self, ledger: BudgetLedger, limiter: RateLimiter, credit_limits: KeyLimits) -> None:
+    def __init__(self, ledger: BudgetLedger, limiter: RateLimiter, credit_limits: KeyLimits,
+                 capacity: int = DERIVED_LIMIT) -> None:
         self.ledger = ledger
         self.limiter = limiter
         self.credit_limits = credit_limits
-        # Per key context (by identity: contexts are frozen snapshots, cached and replaced as a
-        # whole by the auth layer), its pools and limits, so that a request does not rebuild them.
-        self._derived: OrderedDict[int, tuple[KeyContext, tuple[Pool, ...], KeyLimits]] = OrderedDict()
+        # Per key, its pools and limits with the context they were built from, so that a request
+        # does not rebuild them. Contexts are frozen snapshots, replaced as a whole by the auth
+        # layer when anything in them changes: an entry is current while it holds this very context.
+        # Sized like the key cache, so that every key whose context is cached keeps its entry too.
+        self._derived: LRU[str, tuple[KeyContext, tuple[Pool, ...], KeyLimits]] = LRU(capacity)
 
     def limits(self, ctx: KeyContext) -> KeyLimits:
         if ctx.plan is not None and ctx.key.type == "subscription":
@@ -72,13 +71,17 @@ class Admitter:
         return self.credit_limits
 
     def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
-        entry = self._derived.get(id(ctx))
-        if entry is None:
-            if len(self._derived) >= DERIVED_LIMIT:
-                self._derived.popitem(last=False)
-            # The entry holds `ctx` itself, so no other context can get its id while it is cached.
-            entry = self._derived[id(ctx)] = (ctx, pools_for(ctx), self.limits(ctx))
+        entry = self._derived.get(ctx.key.id)
+        if entry is None or entry[0] is not ctx:
+            if entry is not None:  # built from a context that has since been replaced
+                self._derived.invalidate(ctx.key.id)
+            entry = (ctx, pools_for(ctx), self.limits(ctx))
+            self._derived.put(ctx.key.id, entry)
         return entry[1], entry[2]
+
+    def cache_stats(self) -> CacheStats:
+        """Counts of the per-key pools and limits (an entry found for a replaced context: a hit and an invalidation)."""
+        return self._derived.stats()
 
     async def admit(self, ctx: KeyContext, model: ServedModel, prompt_bound: int, output_cap: int,
                     choices: int = 1) -> Admission:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tollgate.proxy.models import ServedModel
@@ -34,6 +35,7 @@ class Call:
     profile: str | None = None
     request_text: str | None = None
     request_id: str = ""
+    headers: Mapping[str, str] | None = None  # the client's, names lower-cased: upstreams forward those they list
     session: str | None = None
     client: str | None = None
 

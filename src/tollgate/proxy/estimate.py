@@ -119,17 +119,23 @@ def embedding_input_bound(body: dict, counter: TokenCounter | None) -> int:
     return total
 
 
-def text_tokens(text: str, counter: TokenCounter | None, pieces: int) -> int:
-    """Tokens in generated text whose usage the upstream never reported.
+def chat_prompt_count(body: dict, counter: TokenCounter | None) -> tuple[int, bool]:
+    """(prompt tokens, exact) of a chat request, for a token-count endpoint.
 
-    With the model's tokenizer: exact. Without one, for a stream: the larger of
-    the number of streamed pieces (servers send about one token per piece) and
-    one token per four bytes (in case a server packs several tokens per piece).
-    For a whole answer (`pieces == 0`): one token per three bytes, above the
-    real count for English prose and code.
+    Exact where the model's counter is the server's own tokenizer and chat template (`exact`, the
+    bundled model's) and the request holds nothing it must guess at (images, audio, `functions`,
+    `response_format`); otherwise the bound that admission reserves for, which is never below the
+    real count: an honest answer either way, and the flag says which.
     """
-    if counter is not None:
-        return counter.count_text(text)
-    if pieces:
-        return max(pieces, -(-_size(text) // 4))
-    return -(-_size(text) // 3)
+    messages = body.get("messages") or []
+    guessed = any(_media_tokens(m) for m in messages) or body.get("functions") or body.get("response_format")
+    if counter is not None and counter.exact and not guessed:
+        tools = body.get("tools")
+        try:
+            return counter.count_chat(messages, tools if isinstance(tools, list) else None), True
+        except ValueError:  # messages the model's template refuses: the generation would refuse them too
+            counter = None
+    try:
+        return chat_prompt_bound(body, counter), False
+    except ValueError:
+        return chat_prompt_bound(body, None), False

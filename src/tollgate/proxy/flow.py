@@ -16,6 +16,7 @@ import orjson
 
 from tollgate.domain.accounts import KeyContext
 from tollgate.domain.grants import Settled
+from tollgate.domain.pricing import cache_saving
 from tollgate.domain.refusals import (
     BudgetExhausted,
     RateLimited,
@@ -27,7 +28,7 @@ from tollgate.domain.refusals import (
 )
 from tollgate.domain.usage import CLIENT_GONE, GATEWAY_FAILED, OK, UPSTREAM_FAILED, UsageRecord
 from tollgate.ledger.protocol import BudgetLedger
-from tollgate.proxy import estimate, plausible, relay
+from tollgate.proxy import estimate, plausible, relay, unreported
 from tollgate.proxy.admission import MIN_OUTPUT_TOKENS, Admitter, output_allowance
 from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, OUTPUT_LIMIT_FIELDS, Call
 from tollgate.proxy.exchange import Exchange
@@ -37,10 +38,6 @@ from tollgate.proxy.models import ServedModel
 from tollgate.proxy.sink import Sink
 from tollgate.proxy.sse import EventStream, Reported, Usage, usage_from
 from tollgate.proxy.upstream.base import UpstreamError
-
-# Without a tokenizer, an answer that reports no usage is counted at one token per
-# three bytes of prompt: above the real count for prose and code alike.
-ESTIMATE_BYTES_PER_TOKEN = 3
 
 
 class Flow:
@@ -63,7 +60,8 @@ class Flow:
             await self._refuse(ex, sink, refusal, refusal.reason)
             return
         try:
-            ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id)
+            ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id,
+                                          call.headers)
         except UpstreamUnavailable as refusal:
             await self._release(ex)
             await self._refuse(ex, sink, refusal, "; ".join(refusal.failures)[:500])
@@ -201,8 +199,8 @@ class Flow:
         if call.include_usage:
             usage_event = events.usage_event or {"object": "chat.completion.chunk", "model": ex.model.id,
                                                  "choices": [], "usage": usage_block(usage)}
-            if usage.doubt is not None:
-                usage_event["usage"] = usage_block(usage)  # the upstream's numbers were not believed
+            if usage.estimated:
+                usage_event["usage"] = usage_block(usage)  # the upstream's numbers were not believed, or not used
         await sink.close(ex, usage, settled, usage_event, failure, held)
 
     async def _upstream_refused(self, ex: Exchange, sink: Sink) -> None:
@@ -229,17 +227,9 @@ class Flow:
     # -- settlement -----------------------------------------------------------
 
     def _estimate(self, ex: Exchange, text: str, pieces: int, prompt_only: bool = False) -> Usage:
-        """Usage the upstream did not report, counted here; marked estimated."""
-        call, model = ex.call, ex.model
-        if model.counter is not None:
-            if call.endpoint == CHAT:
-                prompt = model.counter.count_chat(call.body.get("messages") or [])
-            else:
-                prompt = estimate.completion_prompt_bound(call.body, model.counter)
-        else:
-            prompt = -(-self._prompt_bound(call, model) // ESTIMATE_BYTES_PER_TOKEN)
-        completion = 0 if prompt_only or call.endpoint == EMBEDDINGS else estimate.text_tokens(text, model.counter, pieces)
-        return Usage(prompt, completion, estimated=True)
+        """Usage the upstream did not report: the server's own count where we can make it, else a bound."""
+        return unreported.count(ex.call, ex.model.counter, ex.admission.prompt_bound, self._bounds(ex).output,
+                                text, pieces, prompt_only)
 
     def _bounds(self, ex: Exchange) -> plausible.Limits:
         """What the request could have produced: its prompt bound, the output it was allowed, the context.
@@ -256,7 +246,7 @@ class Flow:
     def _usage(self, ex: Exchange, reported: Reported | None, estimate: Callable[[], Usage]) -> Usage:
         """The upstream's usage once checked, or the gateway's own count when it reported none."""
         bounds = self._bounds(ex)
-        if reported is not None:
+        if reported is not None and ex.attempt.upstream.reports_usage:
             return plausible.from_upstream(reported, bounds)
         return plausible.within(estimate(), bounds)
 
@@ -266,12 +256,16 @@ class Flow:
         usage = plausible.within(usage, self._bounds(ex))  # (a no-op for usage checked already)
         if usage.doubt is not None:
             error = (error + "; " if error else "") + usage.doubt
-        cost = ex.model.cost(usage.prompt_tokens, usage.completion_tokens)
+        parts = usage.parts  # each part of the prompt at its own rate (domain/pricing.py)
+        cost = ex.model.charge(parts)
         if cost > grant.amount:
             error = (error + "; " if error else "") + f"cost {cost} capped at the reservation"
         record = self._record(ex, status, error, usage)
         record.window_start = grant.window_start("subscription")
         record.key_window_start = grant.window_start("key")
+        record.cache_write_tokens = usage.cache_write_tokens
+        if usage.cached_tokens is not None or usage.cache_write_tokens is not None:
+            record.cache_saved = cache_saving(ex.model.config.price, parts)
         settled = await self.ledger.settle(grant, cost, record)
         self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
         self._observe(ex.call, record)
@@ -313,6 +307,7 @@ class Flow:
             route=call.route, endpoint=call.endpoint, status=status,
             input_tokens=usage.prompt_tokens if usage else 0, output_tokens=usage.completion_tokens if usage else 0,
             cost=0, latency_ms=ex.latency_ms(), estimated=bool(usage and usage.estimated),
+            usage_basis=usage.basis if usage else None,
             stream=call.stream, fallbacks=ex.fallbacks, error=error, session=call.session,
             cached_prefix_tokens=usage.cached_tokens if usage else None, request_text=call.request_text,
             client=call.client,
@@ -335,9 +330,11 @@ class Flow:
 
 
 def usage_block(usage: Usage) -> dict:
-    """An OpenAI usage object for usage the gateway counted itself (`estimated: true`)."""
+    """An OpenAI usage object for usage the gateway counted itself (`estimated: true`), saying how
+    (`usage_basis`: "counted" as the server counts, or "bound", an upper bound)."""
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens, "estimated": usage.estimated}
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens, "estimated": usage.estimated,
+            "usage_basis": usage.basis}
 
 
 def _answer_text(obj: dict) -> str:
@@ -353,19 +350,29 @@ def _answer_text(obj: dict) -> str:
             if calls is not None and not isinstance(calls, list):
                 message = {**message, "tool_calls": None}  # a shape no tool call has: its text is not counted
             texts.append(estimate.message_text(message))
+            for key in ("reasoning_content", "reasoning"):  # the reasoning some servers return beside the answer
+                if isinstance(message.get(key), str):
+                    texts.append(message[key])
         if isinstance(choice.get("text"), str):
             texts.append(choice["text"])
     return "".join(texts)
 
 
 def _upstream_error_text(raw: bytes) -> tuple[str, str]:
+    """(message, code) of an upstream's error body, in whichever shape it came (docs/upstream-quirks.md):
+    OpenAI's `{"error": {...}}`, `{"error": "text"}`, vLLM's top-level `message`, FastAPI's `detail`."""
     try:
         obj = orjson.loads(raw)
-        error = obj.get("error") if isinstance(obj, dict) else None
-        if isinstance(error, dict):
-            return str(error.get("message") or "upstream error"), str(error.get("code") or "upstream_error")
-        if isinstance(error, str):
-            return error, "upstream_error"
     except orjson.JSONDecodeError:
-        pass
+        obj = None
+    if isinstance(obj, dict):
+        error = obj.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or "upstream error")[:1000], str(error.get("code") or "upstream_error")[:100]
+        if isinstance(error, str):
+            return error[:1000], "upstream_error"
+        for key in ("message", "detail"):
+            if obj.get(key):
+                text = obj[key] if isinstance(obj[key], str) else orjson.dumps(obj[key]).decode()
+                return text[:1000], "upstream_error"
     return (raw[:300].decode("utf-8", "replace") or "upstream error"), "upstream_error"

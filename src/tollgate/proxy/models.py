@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tollgate.config.schema import Config, ModelConfig
-from tollgate.domain.money import request_cost
+from tollgate.domain.pricing import TokenUsage, charge, reserve
 from tollgate.proxy.tokenizer_file import load_counter
 from tollgate.proxy.upstream.base import TokenCounter, Upstream
 
@@ -21,7 +21,13 @@ class ServedModel:
         return self.config.id
 
     def cost(self, input_tokens: int, output_tokens: int) -> int:
-        return request_cost(input_tokens, output_tokens, self.config.input_per_mtok, self.config.output_per_mtok)
+        """The worst case of a request of at most these many tokens in and out: what admission reserves
+        (the dearest prompt and output rates of every tier the prompt reaches, domain/pricing.py)."""
+        return reserve(self.config.price, input_tokens, output_tokens)
+
+    def charge(self, usage: TokenUsage) -> int:
+        """What a request's usage really costs: each part of the prompt at its own rate, in its tier."""
+        return charge(self.config.price, usage)
 
     def pick(self) -> list[Upstream]:
         """Deployments in the order to try them: fewest requests in flight first."""

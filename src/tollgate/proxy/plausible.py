@@ -13,7 +13,7 @@ is checked against the gateway's own bounds for the request:
   output allowed. No count the request could have produced is above it.
 
 A count that is not a whole number, is negative or is above the ceiling is
-replaced by the bound for its side, and the usage is flagged: `estimated`, with
+replaced by the bound for its side, and the usage is flagged as a bound (`BOUND`), with
 a `doubt` that the usage record keeps in its `error`. Counts under the ceiling
 are taken as given: an upstream's chat template may count a few tokens more than
 our bound, and the charge never exceeds the reservation anyway (ledger/embedded.py).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tollgate.domain.usage import BOUND, UPSTREAM
 from tollgate.proxy.sse import Reported, Usage
 
 SHOWN = 40  # characters of an unbelievable value kept in the record's error text
@@ -61,7 +62,20 @@ def _count(value: object, ceiling: int) -> tuple[int | None, str]:
     return n, ""
 
 
-def checked(prompt: object, completion: object, cached: object, estimated: bool, bounds: Limits) -> Usage:
+def cache_parts(cached: object, write: object, prompt_tokens: int) -> tuple[int | None, int | None]:
+    """The prompt's cache hits and cache writes when believable: whole numbers, not negative, adding up to
+    at most the prompt. Otherwise dropped (None), not flagged: those tokens are then billed at the input
+    price, like any prompt token, and the charge stays within the reservation (it held every prompt
+    token at the dearest rate, domain/pricing.py)."""
+    hits = cached if type(cached) is int and 0 <= cached <= prompt_tokens else None
+    writes = write if type(write) is int and 0 <= write <= prompt_tokens else None
+    if hits is not None and writes is not None and hits + writes > prompt_tokens:
+        return None, None  # the parts do not add up: neither is believed
+    return hits, writes
+
+
+def checked(prompt: object, completion: object, cached: object, basis: str, bounds: Limits,
+            cache_write: object = None) -> Usage:
     """Usage whose counts are all believable: each bad one replaced by its bound, and flagged."""
     doubts = []
     prompt_tokens, why = _count(prompt, bounds.ceiling)
@@ -72,19 +86,19 @@ def checked(prompt: object, completion: object, cached: object, estimated: bool,
     if completion_tokens is None:
         completion_tokens = bounds.output
         doubts.append(f"completion_tokens {why}")
-    # Cached tokens only inform the cost lab: a bad value is dropped, not flagged.
-    cached_tokens = cached if type(cached) is int and 0 <= cached <= prompt_tokens else None
+    cached_tokens, write_tokens = cache_parts(cached, cache_write, prompt_tokens)
     if not doubts:
-        return Usage(prompt_tokens, completion_tokens, estimated, cached_tokens)
-    whose = "the gateway's own count" if estimated else "upstream usage"
+        return Usage(prompt_tokens, completion_tokens, basis, cached_tokens, cache_write_tokens=write_tokens)
+    whose = "upstream usage" if basis == UPSTREAM else "the gateway's own count"
     doubt = (f"{whose} not believed ({'; '.join(doubts)}): counted at the gateway's bounds, "
              f"{prompt_tokens} in and {completion_tokens} out")
-    return Usage(prompt_tokens, completion_tokens, True, cached_tokens, doubt)
+    return Usage(prompt_tokens, completion_tokens, BOUND, cached_tokens, doubt, write_tokens)
 
 
 def from_upstream(reported: Reported, bounds: Limits) -> Usage:
     """The upstream's usage block, checked."""
-    return checked(reported.prompt_tokens, reported.completion_tokens, reported.cached_tokens, False, bounds)
+    return checked(reported.prompt_tokens, reported.completion_tokens, reported.cached_tokens, UPSTREAM, bounds,
+                   reported.cache_write_tokens)
 
 
 def within(usage: Usage, bounds: Limits) -> Usage:
@@ -92,4 +106,5 @@ def within(usage: Usage, bounds: Limits) -> Usage:
     ceiling = bounds.ceiling
     if 0 <= usage.prompt_tokens <= ceiling and 0 <= usage.completion_tokens <= ceiling:
         return usage
-    return checked(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.estimated, bounds)
+    return checked(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.basis, bounds,
+                   usage.cache_write_tokens)

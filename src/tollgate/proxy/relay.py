@@ -2,16 +2,18 @@
 
 A connect error, a timeout, a 5xx or an upstream 429 moves on to the next
 deployment, then to the next model; any other answer (a 200, or a 4xx that
-is the client's fault) is the answer.
+is the client's fault) is the answer. When none answers, the shortest wait that a rate-limited
+or overloaded upstream asked for (proxy/retry_hint.py) goes with the refusal, for the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tollgate.domain.refusals import UpstreamUnavailable
 from tollgate.proxy.models import ServedModel
+from tollgate.proxy.retry_hint import retry_after
 from tollgate.proxy.upstream.base import Upstream, UpstreamError, UpstreamResponse
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
@@ -29,13 +31,15 @@ class Attempt:
 BodyBuilder = Callable[[ServedModel], bytes | None]
 
 
-async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_id: str | None = None) -> Attempt:
+async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_id: str | None = None,
+               client_headers: Mapping[str, str] | None = None) -> Attempt:
     """The first usable response along the chain. The caller must `done(attempt)` when finished.
 
     Raises UpstreamUnavailable when every deployment of every model failed.
     """
     failures: list[str] = []
     timed_out = False
+    wait: float | None = None  # the shortest wait a rate-limited or overloaded upstream asked for
     tried = 0
     for model in chain:
         body = build(model)
@@ -45,7 +49,7 @@ async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_
         for upstream in model.pick():
             upstream.inflight += 1
             try:
-                response = await upstream.send(path, body, request_id)
+                response = await upstream.send(path, body, request_id, client_headers)
             except UpstreamError as exc:
                 upstream.inflight -= 1
                 timed_out = timed_out or exc.kind == "timeout"
@@ -58,11 +62,15 @@ async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_
             if response.status in RETRY_STATUSES:
                 upstream.inflight -= 1
                 failures.append(f"{model.id} via {upstream.name}: HTTP {response.status}")
+                if response.status in (429, 503, 529):
+                    hint = retry_after(response.headers)
+                    if hint is not None and (wait is None or hint < wait):
+                        wait = hint
                 await response.aclose()
                 tried += 1
                 continue
             return Attempt(model, upstream, response, tried)
-    raise UpstreamUnavailable(failures, timed_out)
+    raise UpstreamUnavailable(failures, timed_out, wait)
 
 
 def done(attempt: Attempt) -> None:

@@ -15,8 +15,13 @@ from tollgate.proxy.models import ModelRegistry, ServedModel
 
 
 class AutoRouter(Protocol):
-    async def route(self, profile: str, body: dict, ctx: KeyContext) -> tuple[str, list[ServedModel]]:
-        """(category, chain) for a request sent to `auto:<profile>`."""
+    async def route(self, profile: str, body: dict, ctx: KeyContext,
+                    probe: bool = False) -> tuple[str, list[ServedModel]]:
+        """(category, chain) for a request sent to `auto:<profile>`; a `probe` (a token count, never
+        sent) is not counted and asks no upstream."""
+
+    def tables(self) -> dict[str, dict[str, list[str]]]:
+        """Per profile, per category, the ids of the models of the route."""
 
 
 def _capable(model: ServedModel, endpoint: str) -> bool:
@@ -28,12 +33,18 @@ class ModelResolver:
         self.registry = registry
         self.router = router
 
-    async def resolve(self, ctx: KeyContext, name: str, endpoint: str, body: dict) -> tuple[list[ServedModel], str | None]:
+    def route_tables(self) -> dict[str, dict[str, list[str]]]:
+        """The `auto` profiles and their routes (none without a router)."""
+        return self.router.tables() if self.router is not None else {}
+
+    async def resolve(self, ctx: KeyContext, name: str, endpoint: str, body: dict,
+                      probe: bool = False) -> tuple[list[ServedModel], str | None]:
+        """(chain, category); `probe` when the request will not be sent (a token count)."""
         if name == "auto" or name.startswith("auto:"):
             if self.router is None or endpoint == EMBEDDINGS:
                 raise ModelRefused(ModelRefused.NOT_FOUND, f"model {name!r} is not configured on this gateway")
             profile = name.partition(":")[2] or "auto"
-            category, chain = await self.router.route(profile, body, ctx)
+            category, chain = await self.router.route(profile, body, ctx, probe)
             return self._allowed(ctx, chain, name), category
         model = self.registry.resolve(name)
         if model is None:

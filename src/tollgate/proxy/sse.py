@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import orjson
 
+from tollgate.domain.pricing import TokenUsage
+from tollgate.domain.usage import BOUND, UPSTREAM
+
 DONE = b"data: [DONE]\n\n"
 # One event larger than this is not an event: an upstream sending bytes with no event boundary.
 MAX_EVENT_BYTES = 16 << 20
@@ -52,10 +55,26 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
-    estimated: bool = False
+    basis: str = UPSTREAM  # tollgate.domain.usage: UPSTREAM, COUNTED or BOUND
     cached_tokens: int | None = None
     # Why the upstream's numbers were not taken as given (the gateway's bound stands in), or None.
     doubt: str | None = None
+    cache_write_tokens: int | None = None  # prompt tokens written to the provider's cache (part of prompt_tokens)
+
+    @property
+    def parts(self) -> TokenUsage:
+        """The counts as the price formula takes them (a part not reported is none)."""
+        return TokenUsage(self.prompt_tokens, self.completion_tokens, self.cached_tokens or 0,
+                          self.cache_write_tokens or 0)
+
+    @property
+    def estimated(self) -> bool:
+        """Not the upstream's own numbers (what clients see as `usage.estimated`)."""
+        return self.basis != UPSTREAM
+
+    @property
+    def bounded(self) -> bool:
+        return self.basis == BOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +84,53 @@ class Reported:
     prompt_tokens: object
     completion_tokens: object
     cached_tokens: object = None
+    cache_write_tokens: object = None
+
+
+# Where OpenAI-compatible servers put the prompt's cache parts, first found wins. Every one counts
+# tokens inside `prompt_tokens`: hits (read from the cache) and writes (stored into it).
+#   OpenAI, vLLM, OpenRouter: prompt_tokens_details.cached_tokens, OpenRouter also .cache_write_tokens
+#   Anthropic's names (LiteLLM and other translators): cache_read_input_tokens, cache_creation_input_tokens
+#   DeepSeek: prompt_cache_hit_tokens (and prompt_cache_miss_tokens, the rest)
+_CACHED_KEYS = ("cache_read_input_tokens", "prompt_cache_hit_tokens")
+_WRITE_KEYS = ("cache_creation_input_tokens",)
+
+
+def _first(usage: dict, details: object, detail_key: str, keys: tuple[str, ...]) -> object:
+    value = details.get(detail_key) if isinstance(details, dict) else None
+    for key in keys:
+        if value is not None:
+            break
+        value = usage.get(key)
+    return value
+
+
+def _usage_block(obj: dict) -> object:
+    """Where a server put the usage (docs/upstream-quirks.md): at the top (OpenAI and most), under
+    `x_groq` (Groq's streams), or inside the choice (Moonshot's streams: `choices[0].usage`)."""
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        return usage
+    vendor = obj.get("x_groq")
+    if isinstance(vendor, dict) and isinstance(vendor.get("usage"), dict):
+        return vendor["usage"]
+    choices = obj.get("choices")
+    if isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], dict):
+        return choices[0].get("usage")
+    return None
 
 
 def usage_from(obj: object) -> Reported | None:
-    """The `usage` block of an OpenAI response or chunk, if it has one (its numbers unchecked)."""
+    """The usage block of an OpenAI response or chunk, if it has one (its numbers unchecked)."""
     if not isinstance(obj, dict):
         return None
-    usage = obj.get("usage")
+    usage = _usage_block(obj)
     if not isinstance(usage, dict) or "prompt_tokens" not in usage:
         return None
     details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Reported(usage.get("prompt_tokens"), usage.get("completion_tokens", 0), cached)
+    return Reported(usage.get("prompt_tokens"), usage.get("completion_tokens", 0),
+                    _first(usage, details, "cached_tokens", _CACHED_KEYS),
+                    _first(usage, details, "cache_write_tokens", _WRITE_KEYS))
 
 
 class EventStream:

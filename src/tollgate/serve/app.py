@@ -11,11 +11,13 @@ from tollgate.accounts.auth import AdminAuth, ConsumptionAuth, ManagementAuth
 from tollgate.config.schema import Config
 from tollgate.costlab.live_api import overhead_report
 from tollgate.http.admin import AdminAPI
+from tollgate.http.cache_metrics import CacheMetrics
 from tollgate.http.anthropic import AnthropicAPI
 from tollgate.http.app import App
 from tollgate.http.manage import ManagementAPI
 from tollgate.http.openai import DataPlane, OpenAIAPI
 from tollgate.http.request import Router
+from tollgate.http.responses import ResponsesAPI
 from tollgate.serve.services import Services, open_services
 from tollgate.serve.setup import operator_token, save_admin_hash
 
@@ -25,14 +27,16 @@ log = logging.getLogger("tollgate.serve")
 def mount(router: Router, services: Services, admin: AdminAuth) -> None:
     config, store = services.config, services.store
     max_body = config.server.max_body_bytes
-    plane = DataPlane(ConsumptionAuth(store, services.clock), services.resolver, services.flow, max_body,
-                      config.server.store_request_text)
-    OpenAIAPI(plane, services.registry, services.ledger, services.admitter, services.clock).mount(router)
+    auth = ConsumptionAuth(store, services.clock, capacity=config.server.key_cache)
+    plane = DataPlane(auth, services.resolver, services.flow, max_body, config.server.store_request_text)
+    OpenAIAPI(plane, services.registry, services.ledger, services.admitter, services.clock, store).mount(router)
     AnthropicAPI(plane).mount(router)
+    ResponsesAPI(plane).mount(router)
     ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
                   overhead=overhead_report(config.models)).mount(router)
+    caches = CacheMetrics(auth, services.admitter)
     AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
-             services.metrics).mount(router)
+             services.metrics, caches).mount(router)
 
 
 def settle_garbage_collector() -> None:

@@ -70,7 +70,7 @@ async def open_services(config: Config, clock: Callable[[], float] = time.time) 
     metrics = RouteMetrics()
     router: AutoRouter | None = build_auto_router(config, registry, ledger, metrics)
     limiter = RateLimiter()
-    admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS)
+    admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS, capacity=config.server.key_cache)
     services = Services(
         config=config, store=store, writer=writer, ledger=ledger, limiter=limiter,
         accounts=AccountService(store, clock), upstreams=upstreams, registry=registry,

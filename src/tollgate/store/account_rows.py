@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, Plan, Subscription
@@ -57,6 +58,39 @@ def api_key_of(row: sqlite3.Row) -> ApiKey:
         subscription_id=row[6], budget_limit=row[7], budget_window=row[8], end_user=row[9],
         metadata=json.loads(row[10]) if row[10] else None, revoked_at=row[11],
     )
+
+
+def _by_id(c: sqlite3.Connection, sql: str, ids: set[str]) -> dict[str, tuple]:
+    """Rows of `sql` (`... WHERE <id> IN ({})`) for `ids`, by their first column."""
+    ids_list = list(ids)
+    return {row[0]: row for row in c.execute(sql.format(",".join("?" * len(ids_list))), ids_list)} if ids_list else {}
+
+
+def key_contexts(c: sqlite3.Connection, key_hashes: Sequence[str]) -> dict[str, KeyContext]:
+    """The contexts of the keys with these hashes, by hash, in four queries however many there are.
+
+    Keys of one account (subscription, plan) share one `Account` (`Subscription`, `Plan`) object:
+    a reseller's thousands of keys then cost their own rows in memory, not four copies of the rest.
+    """
+    hashes = list(dict.fromkeys(key_hashes))
+    marks = ",".join("?" * len(hashes))
+    rows = c.execute(f"SELECT key_hash, {KEY_COLUMNS} FROM api_keys WHERE key_hash IN ({marks})", hashes).fetchall()
+    keys = {row[0]: api_key_of(row[1:]) for row in rows}
+    accounts = {i: Account(*r) for i, r in _by_id(
+        c, "SELECT id, name, created_at, credits_granted FROM accounts WHERE id IN ({})",
+        {k.account_id for k in keys.values()}).items()}
+    subscriptions = {i: subscription_of(r) for i, r in _by_id(
+        c, f"SELECT {SUB_COLUMNS} FROM subscriptions WHERE id IN ({{}})",
+        {k.subscription_id for k in keys.values() if k.subscription_id}).items()}
+    plans = {i: plan_of(r) for i, r in _by_id(
+        c, f"SELECT {PLAN_COLUMNS} FROM plans WHERE slug IN ({{}})",
+        {s.plan_slug for s in subscriptions.values()}).items()}
+    found = {}
+    for key_hash, key in keys.items():
+        subscription = subscriptions.get(key.subscription_id) if key.subscription_id else None
+        plan = plans.get(subscription.plan_slug) if subscription is not None else None
+        found[key_hash] = KeyContext(key, accounts[key.account_id], subscription, plan)
+    return found
 
 
 def key_context(c: sqlite3.Connection, key_hash: str) -> KeyContext | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
@@ -14,6 +16,20 @@ class UnknownCursor(LookupError):
     """A page's `after` names no row of the list it pages through (another account's, or none at all)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in the account model after a sequence number, as read from the change log.
+
+    `items` are (kind, ref): ("key", key id), ("subscription", id), ("account", id), ("plan", slug), in
+    order, up to and including number `last`. When `complete` is False the log no longer holds every
+    change since the number asked for (the reader fell too far behind): forget everything cached.
+    """
+
+    last: int
+    items: tuple[tuple[str, str], ...]
+    complete: bool
+
+
 class Store(LedgerStore, Protocol):
     """Accounts, plans, subscriptions, keys and usage records; and the ledger's rows (`LedgerStore`)."""
 
@@ -24,8 +40,12 @@ class Store(LedgerStore, Protocol):
         """A number that changes whenever accounts, plans, subscriptions or keys change.
 
         Synchronous and cheap on purpose: the request path checks it on every
-        request to drop its key cache the moment another process edits a key.
+        request, and when it moved asks `changes_since` what changed, so that it
+        drops the cached key contexts a change touches the moment any process edits them.
         """
+
+    async def changes_since(self, seq: int) -> Changes:
+        """The change log after `seq` (see `Changes`); the newest number is `change_seq()` or later."""
 
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...
@@ -58,6 +78,10 @@ class Store(LedgerStore, Protocol):
         those after it (`UnknownCursor` when there is none such), at most `limit` of them."""
     async def revoke_api_key(self, key_id: str, at: int) -> None: ...
     async def find_key_context(self, key_hash: str) -> KeyContext | None: ...
+    async def find_key_contexts(self, key_hashes: Sequence[str]) -> dict[str, KeyContext]:
+        """The contexts of the consumption keys with these hashes, by hash (unknown ones left out), in one read."""
+    async def create_api_keys(self, keys: Sequence[tuple[ApiKey, str]]) -> None:
+        """Many (key, hash) pairs in one transaction: an import, or a benchmark's million keys."""
 
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
         """(request text, category, model) of up to `count` random routed requests since `since` (opt-in text)."""

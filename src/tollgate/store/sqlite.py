@@ -4,7 +4,8 @@ Statements run on a dedicated thread so the event loop never waits on the disk;
 one thread also means one writer, which is what SQLite wants. Around it: the
 ledger journal that makes a settlement durable by one append (ledger/journal.py),
 WAL checkpoints on their own thread (checkpoint.py), and the change counter in
-a small shared file, read with no query (`change_seq`).
+a small shared file, read with no query (`change_seq`), and the change log behind
+it (`changes_since`), which says which keys, subscriptions, accounts and plans changed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,8 +26,10 @@ from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
 from tollgate.ledger.sql import apply_entries, apply_rows, ledger_rows, rejection, set_aside
 from tollgate.store import usage_sums
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
-from tollgate.store.account_rows import key_context, subscription_of
+from tollgate.store.account_rows import key_context, key_contexts, subscription_of
+from tollgate.store.base import Changes
 from tollgate.store.change_counter import ChangeCounter
+from tollgate.store.change_log import changes_since
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
@@ -178,6 +181,10 @@ class SQLiteStore:
         """The account model's change counter, from shared memory (no query; see change_counter.py)."""
         return self._changes.read()
 
+    async def changes_since(self, seq: int) -> Changes:
+        """The change log after `seq` (store/change_log.py)."""
+        return await self._run(lambda c: changes_since(c, seq))
+
     async def _change(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a change to the account model, then publish the new change counter."""
 
@@ -306,12 +313,15 @@ class SQLiteStore:
     # -- consumption keys ---------------------------------------------------
 
     async def create_api_key(self, k: ApiKey, key_hash: str) -> None:
-        await self._change(lambda c: c.execute(
+        await self.create_api_keys([(k, key_hash)])
+
+    async def create_api_keys(self, keys: Sequence[tuple[ApiKey, str]]) -> None:
+        rows = [(k.id, k.account_id, k.type, k.name, k.prefix, k.created_at, k.subscription_id, k.budget_limit,
+                 k.budget_window, k.end_user, json.dumps(k.metadata) if k.metadata is not None else None, key_hash)
+                for k, key_hash in keys]
+        await self._change(self._tx(lambda c: c.executemany(
             "INSERT INTO api_keys (id, account_id, type, name, prefix, created_at, subscription_id, budget_limit,"
-            " budget_window, end_user, metadata, key_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (k.id, k.account_id, k.type, k.name, k.prefix, k.created_at, k.subscription_id, k.budget_limit,
-             k.budget_window, k.end_user, json.dumps(k.metadata) if k.metadata is not None else None, key_hash),
-        ))
+            " budget_window, end_user, metadata, key_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)))
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         row = await self._run(lambda c: c.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
@@ -327,6 +337,9 @@ class SQLiteStore:
 
     async def find_key_context(self, key_hash: str) -> KeyContext | None:
         return await self._run(lambda c: key_context(c, key_hash))
+
+    async def find_key_contexts(self, key_hashes: Sequence[str]) -> dict[str, KeyContext]:
+        return await self._run(lambda c: key_contexts(c, key_hashes))
 
     # -- ledger -------------------------------------------------------------
 

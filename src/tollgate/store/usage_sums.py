@@ -19,6 +19,10 @@ from tollgate.ledger.sql import USAGE_FIELDS
 
 # created_at floored to its whole second (created_at is never negative: it is an admission time).
 _SECOND = "CAST(created_at AS INTEGER)"
+# A `Spend`'s fields, in order, summed (the cache columns are null where nothing was reported).
+_SUMS = ("SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(COALESCE(cached_prefix_tokens, 0)),"
+         " SUM(COALESCE(cache_saved, 0))")
+_SUMMED = "cost, input_tokens, output_tokens, cached_prefix_tokens, cache_saved"
 
 
 def _where(account_id: str, key_id: str | None, since: float | None, until: float | None) -> tuple[str, list[Any]]:
@@ -53,8 +57,8 @@ def usage_summary(conn: sqlite3.Connection, account_id: str, key_id: str | None,
     where, where_args = _where(account_id, key_id, since, until)
     start, start_args = _window_start_sql(window)
     rows = conn.execute(
-        f"SELECT t / {DAY} AS day, {start} AS start, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens)"
-        f" FROM (SELECT {_SECOND} AS t, cost, input_tokens, output_tokens FROM usage_records WHERE {where})"
+        f"SELECT t / {DAY} AS day, {start} AS start, {_SUMS}"
+        f" FROM (SELECT {_SECOND} AS t, {_SUMMED} FROM usage_records WHERE {where})"
         " GROUP BY day, start",
         [*start_args, *where_args],
     ).fetchall()
@@ -69,7 +73,7 @@ def usage_by_key(conn: sqlite3.Connection, account_id: str, since: float | None,
     """(key id, name, spend) of every key of the account, oldest key first; a key with no requests spent 0."""
     where, args = _where(account_id, None, since, until)
     sums = {key_id: Spend(*rest) for key_id, *rest in conn.execute(
-        "SELECT key_id, SUM(cost), COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM usage_records"
+        f"SELECT key_id, {_SUMS} FROM usage_records"
         f" WHERE {where} GROUP BY key_id", args)}
     keys = conn.execute("SELECT id, name FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,))
     return [(key_id, name, sums.get(key_id) or Spend()) for key_id, name in keys]

@@ -36,21 +36,32 @@ class AutoRouter:
         self.metrics = metrics
         self.local = local_classifier
 
-    async def route(self, profile_name: str, body: dict, ctx: KeyContext) -> tuple[str, list[ServedModel]]:
+    async def route(self, profile_name: str, body: dict, ctx: KeyContext,
+                    probe: bool = False) -> tuple[str, list[ServedModel]]:
+        """(category, chain). A `probe` is a request that will not be sent (a token count): it is left
+        out of the route metrics, and a judge profile does not ask its judge (an upstream call that
+        someone pays for, on an endpoint that is free) but takes the `general` route."""
         profile = self.profiles.get(profile_name)
         if profile is None:
             raise ModelRefused(ModelRefused.NOT_FOUND,
                                f"no route profile {profile_name!r}: configure [routes.{profile_name}]")
         if profile.judge is not None:
-            category = await profile.judge.classify(body)
+            category = "general" if probe else await profile.judge.classify(body)
         else:
             category, _ = self.local.classify(body)
-        self.metrics.classify(profile_name, category)
+        if not probe:
+            self.metrics.classify(profile_name, category)
         chain = profile.chains.get(category) or profile.chains["general"]
         downgrade = profile.downgrades.get(category)
         if downgrade and await self._budget_fraction(ctx) < profile.config.downgrade_below:
             chain = downgrade
         return category, list(chain)
+
+    def tables(self) -> dict[str, dict[str, list[str]]]:
+        """Per profile, per category: the ids of the route's model and its fallbacks (what
+        `GET /v1/models` shows for `auto`)."""
+        return {name: {category: [m.id for m in chain] for category, chain in profile.chains.items()}
+                for name, profile in self.profiles.items()}
 
     async def _budget_fraction(self, ctx: KeyContext) -> float:
         """The smallest share of any budget this key draws on that is still left."""

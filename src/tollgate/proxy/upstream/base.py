@@ -7,7 +7,7 @@ and an async stream of body chunks, and can abort the request at any moment.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 
@@ -46,11 +46,17 @@ class Upstream(Protocol):
     name: str
     # Requests in flight right now, to pick the least-loaded deployment of a model.
     inflight: int
+    # False when the usage it reports is not its server's own count (an intermediary that
+    # estimates usage the server left out, config `usage = "gateway"`): the gateway counts instead.
+    reports_usage: bool
 
-    async def send(self, path: str, body: bytes, request_id: str | None = None) -> UpstreamResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None,
+                   client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:
         """POST `body` (OpenAI JSON) to `path` ("/chat/completions", "/completions", "/embeddings").
 
-        `request_id` travels as `X-Request-Id` to HTTP upstreams, so their logs line up with ours.
+        `request_id` (a UUID) travels to HTTP upstreams in the header their configuration names
+        (`X-Request-Id` by default), so their logs line up with ours; of `client_headers` (names
+        lower-cased) an HTTP upstream forwards only those its configuration lists.
 
         Raises UpstreamError when no response head arrives (connect failure,
         first-byte timeout). Later failures surface while reading the body.
@@ -65,7 +71,15 @@ class Upstream(Protocol):
 class TokenCounter(Protocol):
     """A model's own tokenizer, where one is available offline."""
 
-    def count_text(self, text: str) -> int: ...
+    # True when the counts are the server's own: its tokenizer and its chat template (a GGUF that
+    # the server loads). False for an upper bound (a tokenizer without the template).
+    exact: bool
 
-    def count_chat(self, messages: list[dict]) -> int:
+    def count_text(self, text: str) -> int:
+        """Tokens of `text` as a /completions prompt."""
+
+    def count_chat(self, messages: list[dict], tools: list[dict] | None = None) -> int:
         """Prompt tokens of a chat request, template included, as the model would count them."""
+
+    def count_output(self, text: str) -> int:
+        """Tokens of generated text (no BOS: nothing starts an answer)."""

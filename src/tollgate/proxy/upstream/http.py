@@ -32,12 +32,13 @@ import asyncio
 import collections
 import select
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
 import httptools
 
 from tollgate.config.schema import UpstreamConfig
+from tollgate.config.upstream_headers import header_value
 from tollgate.proxy.upstream.base import UpstreamError
 from tollgate.proxy.upstream.pool import ConnectionPool
 
@@ -283,6 +284,7 @@ class HTTPUpstream:
     def __init__(self, config: UpstreamConfig, api_key: str | None = None) -> None:
         self.name = config.name
         self.inflight = 0
+        self.reports_usage = config.usage == "upstream"
         self.settings = config
         parts = urlsplit(config.base_url)
         self.host = parts.hostname or "127.0.0.1"
@@ -293,7 +295,10 @@ class HTTPUpstream:
         head = f"Host: {host_header}\r\nContent-Type: application/json\r\nAccept: */*\r\nUser-Agent: tollgate\r\n"
         if api_key:
             head += f"Authorization: Bearer {api_key}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in config.headers)
         self._head = head.encode("latin-1")
+        self._trace = (config.request_id_header + ": ").encode("latin-1") if config.request_id_header else b""
+        self._forward = config.forward_headers
         self._pool: ConnectionPool[_Connection] = ConnectionPool(config.max_connections, MAX_IDLE)
         self._ssl = ssl.create_default_context() if self.tls else None
         self.loop: asyncio.AbstractEventLoop | None = None  # type: ignore[assignment]
@@ -357,12 +362,18 @@ class HTTPUpstream:
         self._pool.adopt(conn)
         return conn
 
-    def _request_bytes(self, path: str, body: bytes, request_id: str | None) -> bytes:
-        trace = b"X-Request-Id: " + request_id.encode("latin-1") + b"\r\n" if request_id else b""
-        return b"".join((
-            b"POST ", (self.base_path + path).encode("latin-1"), b" HTTP/1.1\r\n", self._head, trace,
-            b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body,
-        ))
+    def _request_bytes(self, path: str, body: bytes, request_id: str | None,
+                       client_headers: Mapping[str, str] | None) -> bytes:
+        parts = [b"POST ", (self.base_path + path).encode("latin-1"), b" HTTP/1.1\r\n", self._head]
+        if request_id and self._trace:
+            parts += (self._trace, request_id.encode("latin-1"), b"\r\n")
+        if self._forward and client_headers:
+            for name in self._forward:
+                value = client_headers.get(name)
+                if value is not None and header_value(value):
+                    parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        parts += (b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body)
+        return b"".join(parts)
 
     def _take_idle(self) -> _Connection | None:
         """An idle connection fit to write to; those the server closed meanwhile are dropped (each once)."""
@@ -373,9 +384,10 @@ class HTTPUpstream:
             conn.abort()
         return None
 
-    async def send(self, path: str, body: bytes, request_id: str | None = None) -> HTTPResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None,
+                   client_headers: Mapping[str, str] | None = None) -> HTTPResponse:
         """Write the request once; any failure after the write is final (see the module docstring)."""
-        request = self._request_bytes(path, body, request_id)
+        request = self._request_bytes(path, body, request_id, client_headers)
         conn = self._take_idle()
         if conn is None:
             conn = await self._acquire()

@@ -53,6 +53,7 @@ class LlamaUpstream:
     def __init__(self, config: UpstreamConfig) -> None:
         self.name = config.name
         self.inflight = 0
+        self.reports_usage = True
         self.config = config
         self.model_path = Path(config.model_path) if config.model_path else None
         self.threads, self.threads_batch = llama_threads(config)
@@ -132,7 +133,7 @@ class LlamaUpstream:
         return min(self.config.context, self._llm.n_ctx())
 
     # --- requests -----------------------------------------------------------
-    async def send(self, path: str, body: bytes, request_id: str | None = None) -> BufferedResponse | StreamingResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None, client_headers: object = None) -> BufferedResponse | StreamingResponse:
         llm, worker, builder = self._llm, self._worker, self._builder
         if llm is None or worker is None or builder is None:
             raise UpstreamError("connect", f"local model {self.name!r} is not started")

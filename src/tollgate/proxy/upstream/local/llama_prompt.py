@@ -68,6 +68,12 @@ class PromptBuilder:
             text.encode("utf-8"), add_bos=self._llm._model.add_bos_token(), special=True
         )
 
+    def output_tokens(self, text: str) -> list[int]:
+        """Generated text back into tokens: no BOS, special tokens as themselves."""
+        if not text:
+            return []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
     def prompt_tokens(self, params: GenerationParams) -> list[int]:
         if params.kind == "chat":
             return self.chat_tokens(params.messages, params.tools)
@@ -90,7 +96,10 @@ def _token_text(llm: Llama, token: int) -> str:
 
 
 class LlamaTokenCounter:
-    """`TokenCounter` over the model's own tokenizer (base.py)."""
+    """`TokenCounter` over the model's own tokenizer (base.py): exact, since the GGUF carries both the
+    tokenizer and the chat template that llama.cpp servers render (llama-cpp-python's included)."""
+
+    exact = True
 
     def __init__(self, builder: PromptBuilder) -> None:
         self._builder = builder
@@ -115,3 +124,7 @@ class LlamaTokenCounter:
         return len(
             self._builder.chat_tokens(normalize_messages(messages), normalize_tools(tools))
         )
+
+    def count_output(self, text: str) -> int:
+        """Tokens of generated text, as the server's generation counted them (for text it would produce)."""
+        return len(self._builder.output_tokens(text))

@@ -26,6 +26,8 @@ from tollgate.proxy.upstream.local.worker import Worker
 class MiniLMTokenCounter:
     """`TokenCounter` (base.py): word pieces as /embeddings bills them."""
 
+    exact = False  # embeddings only: nothing here counts a chat template
+
     def __init__(self, model: MiniLM) -> None:
         self._model = model
 
@@ -33,7 +35,10 @@ class MiniLMTokenCounter:
         """Word pieces embedded for `text`: [CLS] + pieces + [SEP], at most 256."""
         return len(self._model.tokenize([text])[0])
 
-    def count_chat(self, messages: list[dict]) -> int:
+    def count_output(self, text: str) -> int:
+        return self.count_text(text)
+
+    def count_chat(self, messages: list[dict], tools: list[dict] | None = None) -> int:
         """Embeddings have no chat: each message's text counted as one input."""
         total = 0
         for message in messages:
@@ -50,6 +55,7 @@ class MiniLMUpstream:
     def __init__(self, config: UpstreamConfig) -> None:
         self.name = config.name
         self.inflight = 0
+        self.reports_usage = True
         self.config = config
         self.model_path = Path(config.model_path) if config.model_path else None
         self.threads = default_threads(config.threads)
@@ -87,7 +93,7 @@ class MiniLMUpstream:
             raise RuntimeError(f"upstream {self.name!r} is not started")
         return self._model
 
-    async def send(self, path: str, body: bytes, request_id: str | None = None) -> BufferedResponse:
+    async def send(self, path: str, body: bytes, request_id: str | None = None, client_headers: object = None) -> BufferedResponse:
         model, worker = self._model, self._worker
         if model is None or worker is None:
             raise UpstreamError("connect", f"local model {self.name!r} is not started")

@@ -1,0 +1,36 @@
+"""The request path's per-key caches, as the operator sees them (`/admin/metrics/caches`, `/metrics`).
+
+Whether `[server] key_cache` is large enough shows here: with every active key cached, misses
+stop growing once each key was seen, evictions stay at zero, and the key cache's store reads
+and change-log reads follow key changes, not requests.
+"""
+
+from __future__ import annotations
+
+from tollgate.accounts.auth import ConsumptionAuth
+from tollgate.proxy.admission import Admitter
+
+COUNTERS = ("hits", "misses", "evictions", "invalidations", "store_reads", "keys_read", "change_reads", "resets")
+
+
+class CacheMetrics:
+    def __init__(self, auth: ConsumptionAuth, admitter: Admitter) -> None:
+        self.auth = auth
+        self.admitter = admitter
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Per cache: size, capacity and counts since the gateway started."""
+        return {"key_contexts": self.auth.stats(), "key_limits": self.admitter.cache_stats().as_dict()}
+
+    def prometheus(self) -> str:
+        lines = []
+        snapshot = self.snapshot()
+        for field in ("size", "capacity"):
+            name = f"tollgate_cache_{field}"
+            lines.append(f"# TYPE {name} gauge")
+            lines += [f'{name}{{cache="{cache}"}} {stats[field]}' for cache, stats in snapshot.items()]
+        for field in COUNTERS:
+            name = f"tollgate_cache_{field}_total"
+            rows = [f'{name}{{cache="{cache}"}} {stats[field]}' for cache, stats in snapshot.items() if field in stats]
+            lines += [f"# TYPE {name} counter", *rows]
+        return "\n".join(lines) + "\n"

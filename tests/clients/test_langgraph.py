@@ -1,0 +1,81 @@
+"""LangGraph's prebuilt ReAct agent over `ChatOpenAI` (chat completions with tools) against the real gateway:
+one tool call billed exactly, and a spent budget that raises at once with our message."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+
+from tests.clients.openai_fixtures import BUDGET_MESSAGE, OPENAI_MODEL, OpenAIRig, need_module
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+PROMPT = 'What is the weather in Oslo? [[call:weather {"city": "Oslo"}]]'
+
+
+@pytest.fixture(autouse=True)
+def langgraph_installed() -> None:
+    need_module("langgraph", "LangGraph (langgraph)")
+    need_module("langchain_openai", "LangChain's OpenAI models (langchain-openai)")
+
+
+def react_agent(rig: OpenAIRig, key: dict, calls: list[str]):
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    with warnings.catch_warnings():  # it moved to langchain.agents; this one still works and needs no more packages
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langgraph.prebuilt import create_react_agent
+
+    @tool
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return f"sunny-in-{city}"
+
+    llm = ChatOpenAI(model=OPENAI_MODEL, base_url=rig.base_url, api_key=key["sk"], timeout=30)  # its own retries
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return create_react_agent(llm, [weather])
+
+
+def test_a_react_agent_calls_its_tool_and_is_billed_exactly(openai_rig):
+    key = openai_rig.key()
+    calls: list[str] = []
+    agent = react_agent(openai_rig, key, calls)
+
+    result = agent.invoke({"messages": [("user", PROMPT)]}, {"recursion_limit": 6})
+
+    assert calls == ["Oslo"]
+    assert "sunny-in-Oslo" in result["messages"][-1].content
+    reported = openai_rig.reported()
+    assert len(reported) == 2
+    assert openai_rig.requests_settle(key, 2) == 2  # records land a few ms after the answer
+    total = openai_rig.total(key)
+    assert (total["input_tokens"], total["output_tokens"]) == (
+        sum(u["prompt_tokens"] for u in reported), sum(u["completion_tokens"] for u in reported))
+    assert total["spent_nanos"] == openai_rig.bill_of(reported) > 0
+
+
+def test_a_spent_budget_raises_at_once_with_our_message(openai_rig):
+    import openai
+
+    key = openai_rig.key(plan="small")
+    spent = openai_rig.spend(key)
+    before = openai_rig.total(key)["requests"]
+    calls: list[str] = []
+    agent = react_agent(openai_rig, key, calls)
+
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as caught:
+        agent.invoke({"messages": [("user", PROMPT)]}, {"recursion_limit": 6})
+    elapsed = time.monotonic() - started
+
+    assert BUDGET_MESSAGE + spent["reset_at"] in str(caught.value)
+    assert elapsed < 10, elapsed  # no retry, no sleep on the hours-long Retry-After
+    assert calls == []
+    assert openai_rig.requests_settle(key, before + 1) == before + 1
+    time.sleep(0.5)
+    assert openai_rig.total(key)["requests"] == before + 1
