@@ -25,53 +25,24 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PRINT_ENV=0
 [[ "${1:-}" == "--print-env" ]] && PRINT_ENV=1
 
-log() { echo "[claude-code-install] $*" >&2; }
+LOG_NAME=claude-code-install
+# shellcheck source=lib/npm-cache.sh
+source "$ROOT/scripts/lib/npm-cache.sh"
 
 # Node 24 (and npm under it) from the OpenClaw install's cache; its log lines go to stderr.
 eval "$("$ROOT/scripts/openclaw-install.sh" --print-env | grep '^OPENCLAW_NODE_BIN=')"
 [[ -x "${OPENCLAW_NODE_BIN:-}" ]] || { log "no Node 24 from scripts/openclaw-install.sh"; exit 1; }
-NODE_BIN_DIR="$(dirname "$OPENCLAW_NODE_BIN")"
+export PATH="$(dirname "$OPENCLAW_NODE_BIN"):$PATH"
 
-case "$(uname -m)" in
-  x86_64 | amd64) ARCH=x64 ;;
-  aarch64 | arm64) ARCH=arm64 ;;
-  *) log "unsupported machine $(uname -m)"; exit 1 ;;
-esac
+ARCH="$(machine_arch)"
 LIBC=""
 if ldd --version 2>&1 | grep -qi musl; then LIBC="-musl"; fi
 APP_DIR="$DIR/app-$CLAUDE_CODE_VERSION"
 CLAUDE_BIN="$APP_DIR/node_modules/@anthropic-ai/claude-code-linux-$ARCH$LIBC/claude"
-NPM_CACHE="$DIR/npm-cache"
-STAMP="$APP_DIR/.installed"
 
-command -v npm >/dev/null || { log "npm is required (any version that can reach the registry)"; exit 1; }
-mkdir -p "$DIR" "$NPM_CACHE"
-if command -v flock >/dev/null; then  # two installs sharing one cache take turns
-  exec 9>"$DIR/.lock"
-  flock 9
-fi
-
-export PATH="$NODE_BIN_DIR:$PATH"
-if [[ -f "$STAMP" && -x "$CLAUDE_BIN" ]]; then
-  log "claude-code $CLAUDE_CODE_VERSION cached"
-else
-  log "installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
-  tmp="$APP_DIR.tmp.$$"
-  rm -rf "$tmp" "$APP_DIR"
-  mkdir -p "$tmp"
-  echo '{"name":"tollgate-claude-code","private":true}' > "$tmp/package.json"
-  npm install --no-audit --no-fund --no-update-notifier --ignore-scripts --loglevel=error \
-    --cache "$NPM_CACHE" --prefer-offline --prefix "$tmp" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
-  echo "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" > "$tmp/.installed"
-  mv "$tmp" "$APP_DIR"
-fi
-
-# Drop older pinned versions so the cache folder does not grow without end.
-for old in "$DIR"/app-*; do
-  [[ -d "$old" && "$old" != "$APP_DIR" ]] || continue
-  log "removing stale $(basename "$old")"
-  rm -rf "$old"
-done
+cache_open "$DIR"
+install_pinned "$APP_DIR" "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "$CLAUDE_BIN"
+drop_stale "$APP_DIR"
 
 # Check that it really starts (offline; a private HOME, since it writes its settings there).
 version="$(HOME="$DIR/probe-home" DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \

@@ -22,50 +22,26 @@ PRINT_ENV=0
 [[ "${1:-}" == "--print-env" ]] && PRINT_ENV=1
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
-log() { echo "[codex-install] $*" >&2; }
+LOG_NAME=codex-install
+# shellcheck source=lib/npm-cache.sh
+source "$HERE/lib/npm-cache.sh"
 
 # Node 24 (and npm under it) from the OpenClaw install's cache.
 eval "$("$HERE/openclaw-install.sh" --print-env | grep '^OPENCLAW_NODE_BIN=')"
-NODE_BIN_DIR="$(dirname "$OPENCLAW_NODE_BIN")"
-export PATH="$NODE_BIN_DIR:$PATH"
+export PATH="$(dirname "$OPENCLAW_NODE_BIN"):$PATH"
 
 APP_DIR="$DIR/app-$CODEX_VERSION"
 LAUNCHER="$APP_DIR/node_modules/@openai/codex/bin/codex.js"
 CODEX_BIN="$DIR/codex-$CODEX_VERSION"  # a wrapper that runs the launcher with Node 24
-NPM_CACHE="$DIR/npm-cache"
-STAMP="$APP_DIR/.installed"
 
-command -v npm >/dev/null || { log "npm is required (any version that can reach the registry)"; exit 1; }
-mkdir -p "$DIR" "$NPM_CACHE"
-if command -v flock >/dev/null; then
-  exec 9>"$DIR/.lock"
-  flock 9
-fi
-
-if [[ -f "$STAMP" && -f "$LAUNCHER" ]]; then
-  log "codex $CODEX_VERSION cached"
-else
-  log "installing @openai/codex@$CODEX_VERSION"
-  tmp="$APP_DIR.tmp.$$"
-  rm -rf "$tmp" "$APP_DIR"
-  mkdir -p "$tmp"
-  echo '{"name":"tollgate-codex","private":true}' > "$tmp/package.json"
-  npm install --no-audit --no-fund --no-update-notifier --ignore-scripts --loglevel=error \
-    --cache "$NPM_CACHE" --prefer-offline --prefix "$tmp" "@openai/codex@$CODEX_VERSION" >&2
-  echo "@openai/codex@$CODEX_VERSION" > "$tmp/.installed"
-  mv "$tmp" "$APP_DIR"
-fi
+cache_open "$DIR"
+install_pinned "$APP_DIR" "@openai/codex@$CODEX_VERSION" "$LAUNCHER"
 
 # The wrapper: tests and people run one path, whatever Node is first on their PATH.
 printf '#!/bin/sh\nexec %q %q "$@"\n' "$OPENCLAW_NODE_BIN" "$LAUNCHER" > "$CODEX_BIN.tmp"
 chmod +x "$CODEX_BIN.tmp"
 mv "$CODEX_BIN.tmp" "$CODEX_BIN"
-
-for old in "$DIR"/app-* "$DIR"/codex-*; do
-  [[ -e "$old" && "$old" != "$APP_DIR" && "$old" != "$CODEX_BIN" ]] || continue
-  log "removing stale $(basename "$old")"
-  rm -rf "$old"
-done
+drop_stale "$APP_DIR" "$CODEX_BIN"
 
 version="$(HOME="$DIR/probe-home" CODEX_HOME="$DIR/probe-home/.codex" "$CODEX_BIN" --version 2>/dev/null | tail -n 1)"
 [[ "$version" == *"$CODEX_VERSION"* ]] || { log "codex did not start: '$version'"; exit 1; }

@@ -23,75 +23,26 @@ DIR="${OPENCLAW_DIR:-$CACHE_ROOT/openclaw}"
 PRINT_ENV=0
 [[ "${1:-}" == "--print-env" ]] && PRINT_ENV=1
 
-log() { echo "[openclaw-install] $*" >&2; }
+LOG_NAME=openclaw-install
+# shellcheck source=lib/npm-cache.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/npm-cache.sh"
 
-case "$(uname -m)" in
-  x86_64 | amd64) ARCH=x64 ;;
-  aarch64 | arm64) ARCH=arm64 ;;
-  *) log "unsupported machine $(uname -m)"; exit 1 ;;
-esac
-NODE_PKG="node-linux-$ARCH"
+NODE_PKG="node-linux-$(machine_arch)"
 NODE_DIR="$DIR/node-$NODE24_VERSION"
 APP_DIR="$DIR/app-$OPENCLAW_VERSION"
 NODE_BIN_DIR="$NODE_DIR/node_modules/$NODE_PKG/bin"
 NODE_BIN="$NODE_BIN_DIR/node"
 OPENCLAW_BIN="$APP_DIR/node_modules/.bin/openclaw"
-NPM_CACHE="$DIR/npm-cache"
-STAMP_NODE="$NODE_DIR/.installed"
-STAMP_APP="$APP_DIR/.installed"
 
-command -v npm >/dev/null || { log "npm is required (any version that can reach the registry)"; exit 1; }
-mkdir -p "$DIR" "$NPM_CACHE"
-# Two installs sharing one cache (parallel CI jobs) take turns.
-if command -v flock >/dev/null; then
-  exec 9>"$DIR/.lock"
-  flock 9
-fi
-
-npm_install() {  # npm_install PREFIX SPEC...
-  local prefix="$1"; shift
-  npm install --no-audit --no-fund --no-update-notifier --ignore-scripts --loglevel=error \
-    --cache "$NPM_CACHE" --prefer-offline --prefix "$prefix" "$@" >&2
-}
-
-# Node 24: installed into a temporary folder, renamed into place when complete.
-if [[ -f "$STAMP_NODE" && -x "$NODE_BIN" ]]; then
-  log "node $NODE24_VERSION cached"
-else
-  log "installing $NODE_PKG@$NODE24_VERSION"
-  tmp="$NODE_DIR.tmp.$$"
-  rm -rf "$tmp" "$NODE_DIR"
-  mkdir -p "$tmp"
-  echo '{"name":"tollgate-node24","private":true}' > "$tmp/package.json"
-  npm_install "$tmp" "$NODE_PKG@$NODE24_VERSION"
-  "$tmp/node_modules/$NODE_PKG/bin/node" --version >/dev/null
-  echo "$NODE_PKG@$NODE24_VERSION" > "$tmp/.installed"
-  mv "$tmp" "$NODE_DIR"
-fi
-
-# OpenClaw, installed with Node 24 first on PATH so npm runs under it. Install scripts are
+cache_open "$DIR"
+# Node 24, then OpenClaw with Node 24 first on PATH so npm runs under it. Install scripts are
 # skipped (npm 11 blocks them by default anyway): none of OpenClaw's are needed, its native
 # parts come as per-platform packages.
+install_pinned "$NODE_DIR" "$NODE_PKG@$NODE24_VERSION" "$NODE_BIN"
+"$NODE_BIN" --version >/dev/null
 export PATH="$NODE_BIN_DIR:$PATH"
-if [[ -f "$STAMP_APP" && -x "$OPENCLAW_BIN" ]]; then
-  log "openclaw $OPENCLAW_VERSION cached"
-else
-  log "installing openclaw@$OPENCLAW_VERSION (about a minute with a cold cache)"
-  tmp="$APP_DIR.tmp.$$"
-  rm -rf "$tmp" "$APP_DIR"
-  mkdir -p "$tmp"
-  echo '{"name":"tollgate-openclaw","private":true}' > "$tmp/package.json"
-  npm_install "$tmp" "openclaw@$OPENCLAW_VERSION"
-  echo "openclaw@$OPENCLAW_VERSION" > "$tmp/.installed"
-  mv "$tmp" "$APP_DIR"
-fi
-
-# Drop older pinned versions so the cache folder does not grow without end.
-for old in "$DIR"/node-* "$DIR"/app-*; do
-  [[ -d "$old" && "$old" != "$NODE_DIR" && "$old" != "$APP_DIR" ]] || continue
-  log "removing stale $(basename "$old")"
-  rm -rf "$old"
-done
+install_pinned "$APP_DIR" "openclaw@$OPENCLAW_VERSION" "$OPENCLAW_BIN"
+drop_stale "$NODE_DIR" "$APP_DIR"
 
 # Check that the pair really starts (the version banner needs Node >= 24.16).
 version="$(OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 HOME="$DIR/probe-home" \

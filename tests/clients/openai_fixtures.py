@@ -96,6 +96,29 @@ class OpenAIRig:
     def bill_of(self, usages: list[dict]) -> int:
         return sum(u["prompt_tokens"] * OPENAI_IN + u["completion_tokens"] * OPENAI_OUT for u in usages)
 
+    def check_billed_as_reported(self, key: dict, turns: int) -> None:
+        """The key's records equal the usage the upstream reported, turn for turn, priced exactly."""
+        reported = self.reported()
+        assert len(reported) == turns
+        assert self.requests_settle(key, turns) == turns  # records land a few ms after the answer
+        total = self.total(key)
+        assert (total["input_tokens"], total["output_tokens"]) == (
+            sum(u["prompt_tokens"] for u in reported), sum(u["completion_tokens"] for u in reported))
+        assert total["spent_nanos"] == self.bill_of(reported) > 0
+
+    def check_stopped_at_once(self, key: dict, before: int, elapsed: float, limit: float = 10.0) -> None:
+        """A client refused for a spent budget sent one request, and did not wait for the window."""
+        assert elapsed < limit, elapsed  # no retry, no sleep on the hours-long Retry-After
+        assert self.requests_settle(key, before + 1) == before + 1
+        time.sleep(0.5)
+        assert self.total(key)["requests"] == before + 1
+
+    def spent_key(self) -> tuple[dict, dict, int]:
+        """(a key whose window is spent, the budget 429's error, the key's request count so far)."""
+        key = self.key(plan="small")
+        error = self.spend(key)
+        return key, error, self.total(key)["requests"]
+
     def spend(self, key: dict) -> dict:
         """Spend the key's window with ordinary requests (bounded); returns the budget 429's error once
         every one of them is in the key's records (so that a count taken next is not behind)."""

@@ -87,27 +87,34 @@ def settle_view(gw: Gateway, key: dict, timeout: float = 20.0) -> dict:
         time.sleep(0.05)
 
 
-def run_repetition(gw: Gateway, counter: Counter, seed: int) -> dict:
-    key = gw.key(plan="metered", name=f"stress-{seed}")
-    requests = make_requests(random.Random(seed))
-
+def storm(gw: Gateway, key: dict, requests: list[dict], limit: int) -> tuple[list[dict], dict, dict]:
+    """Every request at once; then what held: only answers and budget 429s (each by the contract), spend
+    within `limit`, nothing left reserved, the records summing to the spend. (results, /v1/usage, records)."""
     async def main():
-        connector = aiohttp.TCPConnector(limit=REQUESTS)
+        connector = aiohttp.TCPConnector(limit=len(requests))
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
             return await asyncio.gather(*(fire(session, gw.url + "/v1/chat/completions", key["sk"], r) for r in requests))
 
     results = asyncio.run(main())
     usage = settle_view(gw, key)
     records = gw.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
+    assert all(res["status"] in (200, 429) for res in results), {res["status"] for res in results}
+    assert usage["budget"]["spent_nanos"] <= limit
+    assert usage["budget"]["reserved"] == 0 and all(b["reserved"] == 0 for b in usage["budgets"])
+    assert usage["budget"]["spent_nanos"] == records["spent_nanos"]
+    for res in results:
+        if res["status"] == 429:
+            check_budget_refusal(res["status"], {k.lower(): v for k, v in res["headers"].items()}, res["body"],
+                                 res["at"])
+    return results, usage, records
+
+
+def run_repetition(gw: Gateway, counter: Counter, seed: int) -> dict:
+    key = gw.key(plan="metered", name=f"stress-{seed}")
+    requests = make_requests(random.Random(seed))
+    results, usage, records = storm(gw, key, requests, LIMIT)
     spent = usage["budget"]["spent_nanos"]
     refused = [(req, res) for req, res in zip(requests, results) if res["status"] == 429]
-    assert all(res["status"] in (200, 429) for res in results), {res["status"] for res in results}
-    assert spent <= LIMIT
-    assert usage["budget"]["reserved"] == 0
-    assert all(b["reserved"] == 0 for b in usage["budgets"])
-    assert spent == records["spent_nanos"]
-    for _, res in refused:
-        check_budget_refusal(res["status"], {k.lower(): v for k, v in res["headers"].items()}, res["body"], res["at"])
     left = LIMIT - spent
     phantom = [req for req, _ in refused if counter.real_cost(req["prompt"], req["reply"], req["max_tokens"]) <= left]
     return {"served": REQUESTS - len(refused), "refused": len(refused), "phantom": len(phantom), "spent": spent,

@@ -71,6 +71,13 @@ class World:
             made.append((key.id, secret))
         return account.id, sub.id, made
 
+    async def cached_customer(self, name: str, keys: int) -> tuple[str, str, list[tuple[str, str]]]:
+        """A customer (as `customer`) whose keys have each been used once, so their contexts are cached."""
+        account_id, sub_id, made = await self.customer(name, keys)
+        for _, secret in made:
+            await self.auth.authenticate(secret)
+        return account_id, sub_id, made
+
     def counts(self) -> tuple[int, int]:
         stats = self.auth.stats()
         return stats["hits"], stats["misses"]
@@ -136,9 +143,7 @@ def test_changes_made_by_another_process_are_seen_on_the_next_request(tmp_path):
     async def main():
         w = World(tmp_path)
         await w.open()
-        a_id, a_sub, a_keys = await w.customer("a", 2)
-        for _, secret in a_keys:
-            await w.auth.authenticate(secret)
+        a_id, a_sub, a_keys = await w.cached_customer("a", 2)
         other = SQLiteStore(w.url)  # another process: its own connection, the same counter file
         await other.open()
         await other.revoke_api_key(a_keys[0][0], int(NOW))
@@ -160,9 +165,7 @@ def test_a_reader_the_log_left_behind_drops_everything_and_stays_right(tmp_path)
     async def main():
         w = World(tmp_path)
         await w.open()
-        a_id, a_sub, a_keys = await w.customer("a", 2)
-        for _, secret in a_keys:
-            await w.auth.authenticate(secret)
+        a_id, a_sub, a_keys = await w.cached_customer("a", 2)
         # More changes than the log keeps (10,000), the revocation among the first of them.
         await w.accounts.revoke_key(a_id, a_keys[0][0])
         many = [(ApiKey(f"key_bulk{n}", a_id, "subscription", "bulk", "sk_b…", int(NOW), a_sub), hash_secret(f"sk_{n}"))

@@ -9,20 +9,20 @@ from tollgate.domain.grants import Settled
 from tollgate.domain.refusals import Refusal
 from tollgate.http.anthropic_translate import StreamTranslator, from_openai, prompt_of, sse, to_openai
 from tollgate.http.errors import ANTHROPIC_SHAPE
-from tollgate.http.headers import reply_headers, stream_headers
+from tollgate.http.headers import reply_headers
 from tollgate.http.openai import DataPlane
 from tollgate.http.refusals import api_error
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
+from tollgate.http.translated_stream import TranslatedStream
 from tollgate.proxy.call import CHAT
 from tollgate.proxy.estimate import chat_prompt_count
 from tollgate.proxy.exchange import Exchange
-from tollgate.proxy.sse import Usage, event_json, split_events
+from tollgate.proxy.sse import Usage
 
 JSON = [(b"content-type", b"application/json")]
-SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
-class AnthropicSink:
+class AnthropicSink(TranslatedStream):
     """Writes Anthropic's wire format. The `model` of every answer is the id of the model that answered
     (the exchange's, after routing and fallbacks), not the name asked for (`auto`, an alias)."""
 
@@ -43,30 +43,16 @@ class AnthropicSink:
 
     async def open(self, exchange: Exchange) -> None:
         self.translator.model = exchange.model.id  # an upstream has answered: this is its model
-        await self.send({"type": "http.response.start", "status": 200, "headers": SSE + stream_headers(exchange)})
-        await self.send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
-
-    def _translate(self, events: list[bytes]) -> list[bytes]:
-        out: list[bytes] = []
-        for event in split_events(events):
-            obj = event_json(event)
-            if isinstance(obj, dict):
-                out += self.translator.chunk(obj)
-        return out
-
-    async def events(self, events: list[bytes]) -> None:
-        out = self._translate(events)
-        if out:
-            await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        await self.begin_stream(exchange)
 
     async def close(self, exchange: Exchange, usage: Usage, settled: Settled, usage_event: dict | None,
                     failure: str | None, held: list[bytes]) -> None:
-        tail = self._translate(held)
+        tail = self.translate(held)
         if failure is not None:
             tail.append(sse("error", {"type": "error", "error": {"type": "api_error", "message": failure}}))
         else:
             tail += self.translator.end(usage.prompt_tokens, usage.completion_tokens)
-        await self.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+        await self.end_stream(tail)
 
 
 class AnthropicAPI:

@@ -16,18 +16,18 @@ from tollgate.domain.grants import Settled
 from tollgate.domain.refusals import BudgetExhausted, Refusal
 from tollgate.http import checks
 from tollgate.http.errors import APIError
-from tollgate.http.headers import reply_headers, stream_headers
+from tollgate.http.headers import reply_headers
 from tollgate.http.openai import DataPlane
 from tollgate.http.refusals import api_error
 from tollgate.http.request import Request, Router, Send, send_bytes
 from tollgate.http.responses_answer import StreamTranslator, from_chat, usage_object
 from tollgate.http.responses_translate import to_chat
+from tollgate.http.translated_stream import TranslatedStream
 from tollgate.proxy.call import CHAT
 from tollgate.proxy.exchange import Exchange
-from tollgate.proxy.sse import Usage, event_json, split_events
+from tollgate.proxy.sse import Usage
 
 JSON = [(b"content-type", b"application/json")]
-SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 SPENT = ("budget_exceeded", "insufficient_credits")
 
 
@@ -52,7 +52,7 @@ def spent_for_agents(error: APIError, refusal: Refusal) -> APIError:
                     extra=extra)
 
 
-class ResponsesSink:
+class ResponsesSink(TranslatedStream):
     """Writes the Responses wire format for an answer the flow got in the chat-completions format."""
 
     def __init__(self, send: Send, request: dict) -> None:
@@ -74,33 +74,18 @@ class ResponsesSink:
 
     async def open(self, exchange: Exchange) -> None:
         self.translator = StreamTranslator(self.request, exchange.model.id)
-        await self.send({"type": "http.response.start", "status": 200, "headers": SSE + stream_headers(exchange)})
-        await self.send({"type": "http.response.body", "body": self.translator.start(), "more_body": True})
-
-    def _translate(self, events: list[bytes]) -> list[bytes]:
-        assert self.translator is not None
-        out: list[bytes] = []
-        for event in split_events(events):
-            obj = event_json(event)
-            if isinstance(obj, dict):
-                out += self.translator.chunk(obj)
-        return out
-
-    async def events(self, events: list[bytes]) -> None:
-        out = self._translate(events)
-        if out:
-            await self.send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        await self.begin_stream(exchange)
 
     async def close(self, exchange: Exchange, usage: Usage, settled: Settled, usage_event: dict | None,
                     failure: str | None, held: list[bytes]) -> None:
         assert self.translator is not None
-        tail = self._translate(held)
+        tail = self.translate(held)
         if failure is not None:
             tail += self.translator.fail(failure)
         else:
             tail += self.translator.end(usage_object(usage.prompt_tokens, usage.completion_tokens,
                                                      usage.cached_tokens or 0, settled.charged))
-        await self.send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+        await self.end_stream(tail)
 
 
 class ResponsesAPI:
