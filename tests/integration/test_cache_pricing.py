@@ -159,3 +159,28 @@ def test_models_list_the_cache_prices_and_tiers(cache_gateway):
         1.0, 0.25, 1.25)
     assert pricing["tiers"] == [{"above_tokens": THRESHOLD, "input_per_mtok": 2.0, "output_per_mtok": 3.0,
                                  "cached_input_per_mtok": 0.5, "cache_write_per_mtok": 2.5}]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_anthropic_api_shows_cache_reads_and_writes_as_anthropic_clients_read_them(cache_gateway, stream):
+    """The official SDK sees the billed cache parts as `cache_read_input_tokens` / `cache_creation_input_tokens`
+    and the rest of the prompt as `input_tokens` (Anthropic's meaning: the prompt is the sum of the three,
+    docs/pricing.md), whatever style the upstream reported in."""
+    import anthropic
+
+    key = cache_gateway.key(plan="roomy", name=f"anthropic-{stream}")
+    client = anthropic.Anthropic(base_url=cache_gateway.url + "/anthropic", api_key=key["sk"], max_retries=0)
+    cases = CASES[:4] + [("cachey", BASE, 100, "[[cached:80]] [[cache-write:40]] [[reply:2]]", 0, 0, 2)]  # not believed
+    total = 0
+    for model, rates, prompt, directives, cached, written, completion in cases:
+        messages = [{"role": "user", "content": prompt_of(prompt, directives)}]
+        if stream:
+            with client.messages.stream(model=model, max_tokens=64, messages=messages) as s:
+                message = s.get_final_message()
+        else:
+            message = client.messages.create(model=model, max_tokens=64, messages=messages)
+        u = message.usage
+        assert (u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens, u.output_tokens) == (
+            prompt - cached - written, cached, written, completion), directives
+        total += formula(rates, prompt, cached, written, completion)
+    assert settled(cache_gateway, key)["budget"]["spent_nanos"] == total

@@ -24,9 +24,10 @@ from tests.conftest import fake_config
 from tests.support.processes import ROOT
 from tollgate.catalog import load_reference_catalog
 
-# Nano-dollars per token: fake-chat $1/$2 per million, fake-big $3/$15, fake-embed $0.10.
+# Nano-dollars per token: fake-chat $1/$2 per million, fake-big $3/$15 (a cache hit $0.75), fake-embed $0.10.
 CHAT = (1000, 2000)
 BIG = (3000, 15000)
+BIG_HIT = 750
 EMBED_IN = 100
 WEATHER_TOOL = [{"type": "function", "function": {
     "name": "get_weather", "description": "the forecast for a city",
@@ -159,7 +160,8 @@ def exact_numbers(data, path: str = "", to_camel: bool = False) -> dict[str, int
 def gw(gateway_factory, fake_upstream):
     config = fake_config(fake_upstream.url)
     config["models"].append({"id": "fake-big", "upstream": "fake", "upstream_model": "fake-upstream-big",
-                             "input_per_mtok": "3.00", "output_per_mtok": "15.00", "context": 32768})
+                             "input_per_mtok": "3.00", "output_per_mtok": "15.00", "cached_input_per_mtok": "0.75",
+                             "context": 32768})
     # Room for agents: the shipped plans' per-key token rate would park them mid-conversation.
     config["plans"].append({"slug": "roomy", "name": "Roomy", "price_monthly": "100", "window": "5h",
                             "budget_per_window": "1.00", "rpm": 1000, "tpm": 1000000})
@@ -236,6 +238,9 @@ def test_live_overhead_of_real_agent_traffic(gw):
     assert (total["cost_nanos"], total["resent_tokens"], total["resent_cost_nanos"]) == (
         travel_cost + coder_cost, all_resent, all_resent * CHAT[0])
     assert (total["requests"], total["sessions"], total["keys"]) == (18, 3, 2)
+    # fake-chat prices no cache hit: as hits, its resent context costs the same; the upstream reported no cache.
+    assert (total["resent_cached_cost_nanos"], total["cache_priced_resent_tokens"]) == (all_resent * CHAT[0], 0)
+    assert (total["cached_tokens"], total["cache_write_tokens"], total["cache_saved_nanos"]) == (0, 0, 0)
 
     # The same chat traffic on the other served model and on a catalog model, request by request.
     chat = list(steps.values())
@@ -244,11 +249,16 @@ def test_live_overhead_of_real_agent_traffic(gw):
     assert models["fake-chat"]["cost_nanos"] == sum(s["cost"] for s in chat)
     assert models["fake-big"]["cost_nanos"] == sum(s["input"] * BIG[0] + s["output"] * BIG[1] for s in chat)
     assert models["fake-big"]["resent_cost_nanos"] == all_resent * BIG[0]
+    # ...and the resent part as cache hits where a model prices them (the served config's, the catalog's)
+    assert (models["fake-big"]["resent_cached_cost_nanos"], models["fake-chat"]["resent_cached_cost_nanos"]) == (
+        all_resent * BIG_HIT, None)
     deepseek = load_reference_catalog().get("deepseek-v3.2")
     assert models["deepseek-v3.2"]["cost_nanos"] == sum(
         ceil(Fraction(s["input"] * deepseek.input_per_mtok + s["output"] * deepseek.output_per_mtok, 10**6))
         for s in chat)
     assert models["deepseek-v3.2"]["cost_nanos"] < total["comparison"]["actual_cost_nanos"] < models["fake-big"]["cost_nanos"]
+    assert models["deepseek-v3.2"]["resent_cached_cost_nanos"] == sum(
+        ceil(Fraction(s["resent"] * deepseek.cached_input_per_mtok, 10**6)) for s in chat)
 
     # Flat plans: the `tiny` plan's $0.001 windows, and side by side for the busiest window.
     plans = {p["plan"]: p for p in total["plans"]}
@@ -276,7 +286,7 @@ def test_live_overhead_of_real_agent_traffic(gw):
 
     # Text for people names the keys, and another account sees none of this.
     text = cli(gw, "--account", account).stdout
-    assert "travel" in text and "coder" in text and trip["session"] in text
+    assert "travel" in text and "coder" in text and trip["session"] in text and "resent if hit" in text
     other, other_mk = gw.account("other")
     r = gw.manage("GET", f"/api/analytics/overhead?keyId={coder_id}", other_mk)
     assert r.status_code == 404 and r.json()["success"] is False

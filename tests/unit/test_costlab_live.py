@@ -19,6 +19,7 @@ from tollgate.costlab.live import (
 )
 from tollgate.costlab.live_report import live_json, render_live_text
 from tollgate.domain.accounts import Plan
+from tollgate.domain.pricing import TokenUsage, cache_saving, charge
 from tollgate.domain.usage import UsageRecord
 
 NANOS = 1_000_000_000
@@ -40,7 +41,8 @@ class Records:
 
     def add(self, inp: int, out: int, session: str | None = "s1", key: str = "k1", status: int = 200,
             model: str = "chat", endpoint: str = "chat", at: float | None = None, cost: int | None = None,
-            account: str = "acct", cached: int | None = None) -> UsageRecord:
+            account: str = "acct", cached: int | None = None, written: int | None = None,
+            saved: int | None = None) -> UsageRecord:
         self.t = self.t + 1 if at is None else at
         price = {"chat": (1000, 2000), "big": (3000, 15000), "embed": (100, 0)}.get(model, (5000, 5000))
         r = UsageRecord(
@@ -48,6 +50,7 @@ class Records:
             subscription_id="sub", model=model, upstream_model=None, route=None, endpoint=endpoint, status=status,
             input_tokens=inp, output_tokens=out, cost=inp * price[0] + out * price[1] if cost is None else cost,
             latency_ms=1.0, estimated=False, stream=False, session=session, cached_prefix_tokens=cached,
+            cache_write_tokens=written, cache_saved=saved,
         )
         self.records.append(r)
         return r
@@ -149,13 +152,71 @@ def test_resent_context_is_priced_at_the_input_price_and_never_above_the_charge(
 
 
 def test_resent_cost_rounds_up_per_request_like_a_charge():
-    odd = ModelConfig("odd", ("u",), "up", 333, 1000)  # $0.000000333 per million input tokens
+    odd = ModelConfig("odd", ("u",), "up", 333, 1000, cached_input_per_mtok=100)  # $0.000000333 per million input
     log = Records()
     log.add(10, 1, model="odd", cost=1)
     log.add(20, 1, model="odd", cost=1)
     log.add(30, 1, model="odd", cost=1)
     rep = report(log.records, served_prices([odd]))
     assert rep.total.tally.resent_cost == 2  # two steps with resent context, each rounds up to 1 nano
+    assert rep.total.tally.resent_cached_cost == 2  # as cache hits too (11 x 100 and 21 x 100 millionths)
+
+
+# "cachy" prices a cache hit at a quarter of its $1 input price (250 nanos a token), DeepSeek-like.
+CACHY = ModelConfig("cachy", ("u",), "up-c", 1 * NANOS, 2 * NANOS, cached_input_per_mtok=NANOS // 4)
+
+
+def cached_step(log: Records, inp: int, out: int, cached: int, written: int = 0, session: str = "c") -> UsageRecord:
+    """A cachy record as the flow settles it: charged by the price formula, its saving kept."""
+    usage = TokenUsage(inp, out, cached, written)
+    return log.add(inp, out, session=session, model="cachy", cached=cached, written=written,
+                   cost=charge(CACHY.price, usage), saved=cache_saving(CACHY.price, usage))
+
+
+def test_served_prices_learn_the_cache_hit_price_from_the_model_config():
+    cachy, chat = served_prices([CACHY, CHAT])
+    assert (cachy.cached_input_per_mtok, cachy.hit_per_mtok) == (250_000_000, 250_000_000)
+    assert (chat.cached_input_per_mtok, chat.hit_per_mtok) == (None, NANOS)
+    deepseek = next(p for p in catalog_prices(load_reference_catalog())[0] if p.model == "deepseek-v3.2")
+    assert deepseek.cached_input_per_mtok == 70_000_000
+
+
+def test_resent_context_is_priced_with_and_without_caching_beside_what_caching_saved():
+    log = Records()
+    a = cached_step(log, 100, 10, 0, written=100)  # the first call: all written (no write premium: input price)
+    b = cached_step(log, 150, 20, 100)  # 110 resent; 100 were hits
+    c = cached_step(log, 200, 5, 150)   # 170 resent; 150 were hits
+    assert (a.cost, b.cost, c.cost) == (120_000, 50_000 + 25_000 + 40_000, 50_000 + 37_500 + 10_000)
+    assert (a.cache_saved, b.cache_saved, c.cache_saved) == (0, 75_000, 112_500)
+    log.add(100, 10)                  # a chat conversation: no cache-hit price
+    log.add(150, 10)                  # 110 resent: 110,000 either way
+    rep = report(log.records, served_prices([CHAT, CACHY]))
+    [cachy, chat] = rep.total.sessions
+    steps = cachy.steps
+    assert [s.resent_cost for s in steps] == [0, 110_000, 97_500]  # the last is capped at its charge
+    assert [s.resent_cached_cost for s in steps] == [0, 110 * 250, 170 * 250]
+    t = cachy.tally
+    assert (t.resent_tokens, t.resent_cost, t.resent_cached_cost, t.cache_priced_resent_tokens) == (
+        280, 207_500, 70_000, 280)
+    assert (t.cached_tokens, t.cache_write_tokens, t.cache_saved) == (250, 100, 187_500)
+    assert (chat.tally.resent_cost, chat.tally.resent_cached_cost, chat.tally.cache_priced_resent_tokens) == (
+        110_000, 110_000, 0)
+    total = rep.total.tally
+    assert (total.resent_cost, total.resent_cached_cost, total.resent_cache_saving) == (317_500, 180_000, 137_500)
+    assert (total.cached_tokens, total.cache_saved) == (250, 187_500)
+    # every generation request again at each model's prices: the resent part as hits where a model has a hit price
+    by = {r.price.model: r for r in rep.total.repriced}
+    assert (by["cachy"].resent_cost, by["cachy"].resent_cached_cost) == (390_000, 390 * 250)
+    assert (by["chat"].resent_cost, by["chat"].resent_cached_cost) == (390_000, None)
+
+
+def test_a_negative_saving_and_unpriced_models_stay_out_of_the_hit_figures():
+    log = Records()
+    log.add(100, 10, session="x", model="gone", cached=0, written=100, saved=-25_000)  # a write premium's cost
+    log.add(150, 10, session="x", model="gone", cached=100, saved=40_000)
+    t = report(log.records).total.tally
+    assert (t.unpriced_resent_tokens, t.resent_cost, t.resent_cached_cost) == (110, 0, 0)
+    assert (t.cache_saved, t.cached_tokens, t.cache_write_tokens) == (15_000, 100, 100)
 
 
 def test_a_model_with_no_known_price_leaves_its_resent_tokens_unpriced():
@@ -268,6 +329,36 @@ def test_json_money_is_exact_and_the_api_shape_is_camel_case():
     assert api["total"]["costNanos"] == 310_000 and "steps" not in api["keys"][0]["sessions"][0]
     assert api["keys"][0]["comparison"]["models"][0]["inputPerMtokNanos"] == NANOS
     assert (data["since"], data["until"]) == ("2027-01-15T05:00:00Z", "2027-01-15T05:01:00Z")
+
+
+def test_json_and_text_price_resent_context_with_and_without_caching():
+    log = Records()
+    cached_step(log, 100, 10, 0, written=100)
+    cached_step(log, 150, 20, 100)
+    cached_step(log, 200, 5, 150)
+    rep = report(log.records, served_prices([CACHY]))
+    data = live_json(rep, steps=True)
+    total = data["total"]
+    assert (total["resent_cost_nanos"], total["resent_cached_cost_nanos"], total["resent_cached_cost"]) == (
+        207_500, 70_000, "0.00007")
+    assert (total["cache_saved_nanos"], total["cache_saved"]) == (187_500, "0.0001875")
+    assert (total["cached_tokens"], total["cache_write_tokens"], total["cache_priced_resent_tokens"]) == (250, 100, 280)
+    step = data["keys"][0]["sessions"][0]["steps"][2]
+    assert (step["resent_cached_cost_nanos"], step["cached_tokens"], step["cache_saved_nanos"]) == (42_500, 150, 112_500)
+    [model] = total["comparison"]["models"]
+    assert (model["cached_input_per_mtok_nanos"], model["resent_cached_cost_nanos"]) == (NANOS // 4, 280 * 250)
+    api = live_json(rep, camel=True)["total"]
+    assert (api["resentCachedCostNanos"], api["cacheSavedNanos"], api["cachePricedResentTokens"]) == (
+        70_000, 187_500, 280)
+    text = render_live_text(rep)
+    assert "resent context would cost $0.00007 ($0.0001375 less)" in text
+    assert "250 prompt tokens were cache hits and 100 cache writes; cache pricing saved $0.0001875" in text
+    assert "resent if hit" in text and "as cache hits" in text
+    log = Records()
+    log.add(100, 10)
+    log.add(150, 10)
+    plain = render_live_text(report(log.records))  # no cache-hit price, no cache reported: no caching lines
+    assert "With every resent token" not in plain and "Caching as it was" not in plain
 
 
 def test_text_report_names_keys_sessions_models_and_plans():

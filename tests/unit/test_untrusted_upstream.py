@@ -120,7 +120,13 @@ def test_a_null_choice_and_odd_tool_calls_translate_to_nothing_instead_of_raisin
     answer = from_openai({"choices": [{"message": {"tool_calls": [None, 3, {"function": {"arguments": 9}}]},
                                        "finish_reason": 7}], "usage": "lots"}, "m")
     assert answer["content"][0]["input"] == {"value": 9} and answer["stop_reason"] == "end_turn"
-    assert answer["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert answer["usage"] == {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                               "output_tokens": 0}
+    # cache parts are held to settlement's checks: not whole, negative, or more than the prompt: not shown
+    for cached, written in (("5", 1.5), (-1, None), (8, 3)):
+        odd = from_openai({"usage": {"prompt_tokens": 10, "completion_tokens": 1, "cache_read_input_tokens": cached,
+                                     "cache_creation_input_tokens": written}}, "m")["usage"]
+        assert (odd["cache_read_input_tokens"], odd["cache_creation_input_tokens"]) == (0, 0), (cached, written)
 
 
 @settings(max_examples=150, deadline=None)

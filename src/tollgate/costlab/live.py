@@ -14,6 +14,10 @@ fits in P; the rest of its prompt is new. When P is shorter than the path's end,
 conversation went back (a retry, an edit, a branch or a restart from its opening):
 the path is cut to P before the step is counted. In a conversation that only grows,
 this is exactly min(P_i, P_{i-1} + O_{i-1}).
+
+Resent context is what a provider's prefix cache can serve, so it is priced both ways: at the
+model's input price, and as if every resent token were a cache hit (its cache-hit price); beside
+them, what caching really saved on the records (`UsageRecord.cache_saved`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class Step:
     resent_tokens: int
     resent_cost: int | None  # None: the record's model has no known input price
     branched: bool  # its prompt was shorter than the context the conversation had reached
+    # The resent part as if every resent token were a cache hit (at most resent_cost; equal to it for a
+    # model with no cache-hit price); None with resent_cost.
+    resent_cached_cost: int | None = 0
+    cache_priced: bool = False  # the record's model prices cache hits apart
 
     @property
     def new_tokens(self) -> int:
@@ -69,6 +77,15 @@ class Tally:
     cost: int = 0
     resent_cost: int = 0
     unpriced_resent_tokens: int = 0  # resent tokens of models with no known price (not in resent_cost)
+    # Caching, as it could be and as it was. resent_cached_cost: resent_cost with every resent token a cache
+    # hit (models without a cache-hit price at their input price); cache_priced_resent_tokens: the resent
+    # tokens of models that price hits apart. cache_write_tokens and cache_saved: what the upstreams
+    # reported and what cache pricing saved on the records (UsageRecord.cache_saved; negative when
+    # cache-write premiums cost more than the hits saved).
+    resent_cached_cost: int = 0
+    cache_priced_resent_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_saved: int = 0
 
     @property
     def new_tokens(self) -> int:
@@ -82,9 +99,15 @@ class Tally:
     def resent_cost_share(self) -> Decimal:
         return _ratio(self.resent_cost, self.cost)
 
+    @property
+    def resent_cache_saving(self) -> int:
+        """What pricing every resent token as a cache hit would take off the resent cost."""
+        return self.resent_cost - self.resent_cached_cost
+
     @classmethod
     def of(cls, steps: Iterable[Step]) -> Tally:
         n = failed = inp = resent = out = cached = cost = resent_cost = unpriced = 0
+        hit_cost = hit_priced = written = saved = 0
         for s in steps:
             r = s.record
             n += 1
@@ -93,12 +116,17 @@ class Tally:
             resent += s.resent_tokens
             out += r.output_tokens
             cached += r.cached_prefix_tokens or 0
+            written += r.cache_write_tokens or 0
+            saved += r.cache_saved or 0
             cost += r.cost
             if s.resent_cost is None:
                 unpriced += s.resent_tokens
             else:
                 resent_cost += s.resent_cost
-        return cls(n, failed, inp, resent, out, cached, cost, resent_cost, unpriced)
+                hit_cost += s.resent_cached_cost or 0
+                hit_priced += s.resent_tokens if s.cache_priced else 0
+        return cls(n, failed, inp, resent, out, cached, cost, resent_cost, unpriced, hit_cost, hit_priced,
+                   written, saved)
 
 
 @dataclass(frozen=True)
@@ -210,7 +238,7 @@ def live_overhead(
         if r.session is not None:
             conversations[(r.key_id, r.session)].append(r)
         else:
-            steps[id(r)] = Step(r, 0, 0, False)
+            steps[id(r)] = Step(r, 0, 0, False)  # outside a conversation: nothing resent
     sessions = []
     for (key_id, session), group in conversations.items():
         own = tuple(_step(r, resent, branched, served) for r, resent, branched in split_conversation(group))
@@ -235,15 +263,16 @@ def live_overhead(
 
 
 def _step(r: UsageRecord, resent: int, branched: bool, served: Mapping[str, Price]) -> Step:
-    """Resent context is priced at the record's model's input price, rounded up, never above its charge."""
+    """Resent context is priced at the record's model's input price, rounded up, never above its charge;
+    and at its cache-hit price (what a prefix cache could make of it), never above that."""
     price = served.get(r.model)
+    priced = price is not None and price.cached_input_per_mtok is not None
     if resent == 0:
-        cost: int | None = 0
-    elif price is None:
-        cost = None
-    else:
-        cost = min(r.cost, token_cost(resent, price.input_per_mtok))
-    return Step(r, resent, cost, branched)
+        return Step(r, 0, 0, branched, 0, priced)
+    if price is None:
+        return Step(r, resent, None, branched, None)
+    cost = min(r.cost, token_cost(resent, price.input_per_mtok))
+    return Step(r, resent, cost, branched, min(cost, token_cost(resent, price.hit_per_mtok)), priced)
 
 
 def _scope(steps: Sequence[Step], sessions: Sequence[Session], prices: Sequence[Price], plans: Sequence[Plan]) -> Scope:

@@ -21,13 +21,24 @@ from tollgate.domain.windows import window_start
 
 @dataclass(frozen=True)
 class Price:
-    """A model's per-token prices (nano-dollars per million tokens); output may be unknown."""
+    """A model's per-token prices (nano-dollars per million tokens); output may be unknown.
+
+    `cached_input_per_mtok` is what a cache hit costs where the provider prices hits apart (None:
+    a hit costs the input price). Resent context is what a prefix cache can serve, so the report
+    prices it both ways: at the input price, and as if every resent token were a hit.
+    """
 
     model: str
     name: str
     source: str  # "served" (this gateway's config) or "catalog" (the reference catalog)
     input_per_mtok: int
     output_per_mtok: int | None
+    cached_input_per_mtok: int | None = None
+
+    @property
+    def hit_per_mtok(self) -> int:
+        """What one cache hit costs: the cache-hit price, or the input price for a model without one."""
+        return self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
 
     def cost(self, input_tokens: int, output_tokens: int) -> int:
         """One request's cost, rounded up once like a charge; input only when output is unpriced."""
@@ -38,7 +49,8 @@ class Price:
 
 def served_prices(models: Iterable[ModelConfig]) -> list[Price]:
     """The gateway's own chat models (embedding models serve no chat traffic)."""
-    return [Price(m.id, m.id, "served", m.input_per_mtok, m.output_per_mtok) for m in models if not m.is_embedding]
+    return [Price(m.id, m.id, "served", m.input_per_mtok, m.output_per_mtok, m.price.base.cached_input_per_mtok)
+            for m in models if not m.is_embedding]
 
 
 def catalog_prices(catalog: ReferenceCatalog) -> tuple[list[Price], list[str]]:
@@ -50,7 +62,7 @@ def catalog_prices(catalog: ReferenceCatalog) -> tuple[list[Price], list[str]]:
         if m.input_per_mtok is None:
             unpriced.append(m.id)
         else:
-            priced.append(Price(m.id, m.name, "catalog", m.input_per_mtok, m.output_per_mtok))
+            priced.append(Price(m.id, m.name, "catalog", m.input_per_mtok, m.output_per_mtok, m.cached_input_per_mtok))
     return priced, unpriced
 
 
@@ -61,6 +73,7 @@ class Repriced:
     price: Price
     cost: int
     resent_cost: int
+    resent_cached_cost: int | None = None  # the resent part as cache hits; None: the model has no cache-hit price
 
     @property
     def lower_bound(self) -> bool:
@@ -98,12 +111,14 @@ class PlanUse:
 
 def reprice(inputs: Sequence[int], outputs: Sequence[int], resent: Sequence[int],
             prices: Iterable[Price]) -> list[Repriced]:
-    """Requests given as parallel token lists, charged at each price; exact figures cheapest first."""
+    """Requests given as parallel token lists, charged at each price; exact figures cheapest first. The
+    resent part is charged on its own, at the input price and, for a model with one, the cache-hit price."""
     repriced = []
     for p in prices:
         out_price = 0 if p.output_per_mtok is None else p.output_per_mtok
+        hits = None if p.cached_input_per_mtok is None else _charged(resent, p.cached_input_per_mtok, (), 0)
         repriced.append(Repriced(p, _charged(inputs, p.input_per_mtok, outputs, out_price),
-                                 _charged(resent, p.input_per_mtok, (), 0)))
+                                 _charged(resent, p.input_per_mtok, (), 0), hits))
     repriced.sort(key=lambda x: (x.lower_bound, x.cost, x.price.source != "served", x.price.model))
     return repriced
 

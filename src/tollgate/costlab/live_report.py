@@ -64,6 +64,9 @@ class _Json:
             "cached_tokens": t.cached_tokens, "resent_share": self.ratio(t.resent_share),
             **self.money("cost", t.cost), **self.money("resent_cost", t.resent_cost),
             "resent_cost_share": self.ratio(t.resent_cost_share), "unpriced_resent_tokens": t.unpriced_resent_tokens,
+            **self.money("resent_cached_cost", t.resent_cached_cost),
+            "cache_priced_resent_tokens": t.cache_priced_resent_tokens, "cache_write_tokens": t.cache_write_tokens,
+            **self.money("cache_saved", t.cache_saved),
         }
 
     def scope(self, scope: Scope) -> dict:
@@ -88,13 +91,18 @@ class _Json:
         return {"request_id": r.request_id, "at": iso(r.created_at), "model": r.model, "status": r.status,
                 "input_tokens": r.input_tokens, "resent_tokens": s.resent_tokens, "new_tokens": s.new_tokens,
                 "output_tokens": r.output_tokens, "branched": s.branched,
-                **self.money("cost", r.cost), **self.money("resent_cost", s.resent_cost)}
+                **self.money("cost", r.cost), **self.money("resent_cost", s.resent_cost),
+                **self.money("resent_cached_cost", s.resent_cached_cost),
+                "cached_tokens": r.cached_prefix_tokens, "cache_write_tokens": r.cache_write_tokens,
+                **self.money("cache_saved", r.cache_saved)}
 
     def repriced(self, r: Repriced, actual: int) -> dict:
         p = r.price
         return {"model": p.model, "name": p.name, "source": p.source,
                 **self.money("input_per_mtok", p.input_per_mtok), **self.money("output_per_mtok", p.output_per_mtok),
+                **self.money("cached_input_per_mtok", p.cached_input_per_mtok),
                 **self.money("cost", r.cost), **self.money("resent_cost", r.resent_cost),
+                **self.money("resent_cached_cost", r.resent_cached_cost),
                 "lower_bound": r.lower_bound, "vs_actual": self.ratio(Decimal(r.cost) / actual) if actual else None}
 
     def plan(self, u: PlanUse) -> dict:
@@ -132,17 +140,25 @@ def render_live_text(report: LiveReport, top_models: int = 12) -> str:
                f"{t.input_tokens:,} input tokens, of which {t.resent_tokens:,} ({percent(t.resent_share)}) resent "
                f"context; resent context cost {_usd(t.resent_cost)} of {_usd(t.cost)} "
                f"({percent(t.resent_cost_share)}).")
-    out = [f"Live overhead for account {report.account_id}, {period}", summary, ""]
+    out = [f"Live overhead for account {report.account_id}, {period}", summary]
+    if t.cache_priced_resent_tokens:
+        out.append(f"  With every resent token a cache hit ({t.cache_priced_resent_tokens:,} of them on models with a "
+                   f"cache-hit price), resent context would cost {_usd(t.resent_cached_cost)} "
+                   f"({_usd(t.resent_cache_saving)} less).")
+    if t.cached_tokens or t.cache_write_tokens or t.cache_saved:
+        out.append(f"  Caching as it was: {t.cached_tokens:,} prompt tokens were cache hits and "
+                   f"{t.cache_write_tokens:,} cache writes; cache pricing saved {_usd(t.cache_saved)}.")
+    out.append("")
     if not t.requests:
         out.append("  No usage in this period.")
         return "\n".join(out)
     out.append("Per key")
     rows = [[key_id, report.key_names.get(key_id) or "", *_tally_cells(scope.tally), len(scope.sessions)]
             for key_id, scope in report.keys]
-    out.append(render_table(["key", "name", *_TALLY_HEAD, "sessions"], rows, right=range(2, 11)))
+    out.append(render_table(["key", "name", *_TALLY_HEAD, "sessions"], rows, right=range(2, 3 + len(_TALLY_HEAD))))
     out += ["", "Per conversation (session = hash of the opening; branches = steps whose prompt went back)"]
     rows = [[s.key_id, s.session, *_tally_cells(s.tally), s.branches] for s in total.sessions]
-    out.append(render_table(["key", "session", *_TALLY_HEAD, "branches"], rows, right=range(2, 11)))
+    out.append(render_table(["key", "session", *_TALLY_HEAD, "branches"], rows, right=range(2, 3 + len(_TALLY_HEAD))))
     if total.no_session.requests:
         n = total.no_session
         out.append(f"  Outside conversations (completions, embeddings): {n.requests:,} request(s), "
@@ -157,9 +173,10 @@ def render_live_text(report: LiveReport, top_models: int = 12) -> str:
         mark = ">=" if r.lower_bound else ""
         ratio = f"{Decimal(r.cost) / generation.cost:.2f}x" if generation.cost else ""
         rows.append([r.price.name, r.price.source, _per_mtok(r.price.input_per_mtok, r.price.output_per_mtok),
-                     mark + _usd(r.cost), mark + ratio, _usd(r.resent_cost)])
-    out.append(render_table(["model", "source", "$/M in/out", "cost", "vs actual", "resent part"], rows,
-                            right=(3, 4, 5)))
+                     mark + _usd(r.cost), mark + ratio, _usd(r.resent_cost),
+                     "" if r.resent_cached_cost is None else _usd(r.resent_cached_cost)])
+    out.append(render_table(["model", "source", "$/M in/out", "cost", "vs actual", "resent part", "as cache hits"],
+                            rows, right=(3, 4, 5, 6)))
     hidden = len(total.repriced) - len(shown)
     if hidden > 0:
         out.append(f"  {hidden} more catalog model(s) in --json.")
@@ -180,18 +197,23 @@ def render_live_text(report: LiveReport, top_models: int = 12) -> str:
     if report.unpriced_models:
         notes.append("no served price for " + ", ".join(report.unpriced_models)
                      + f": {t.unpriced_resent_tokens:,} resent tokens left out of the resent cost")
+    notes.append("'as cache hits' / 'resent if hit': every resent token priced at the model's cache-hit price "
+                 "(a lower bound on cost: a provider's cache may have dropped the prefix, and the previous answer, resent "
+                 "for the first time, is written to the cache rather than read from it)")
     notes.append("token counts are the served models' own; another model's tokenizer would count the same "
                  "text somewhat differently")
     out += ["", "Notes", *(f"  - {n}" for n in notes)]
     return "\n".join(out)
 
 
-_TALLY_HEAD = ["requests", "input", "resent", "new", "resent %", "output", "cost", "resent cost"]
+_TALLY_HEAD = ["requests", "input", "resent", "new", "resent %", "output", "cost", "resent cost", "resent if hit",
+              "cache hits", "cache saved"]
 
 
 def _tally_cells(t: Tally) -> list[str]:
     return [f"{t.requests:,}", f"{t.input_tokens:,}", f"{t.resent_tokens:,}", f"{t.new_tokens:,}",
-            percent(t.resent_share), f"{t.output_tokens:,}", _usd(t.cost), _usd(t.resent_cost)]
+            percent(t.resent_share), f"{t.output_tokens:,}", _usd(t.cost), _usd(t.resent_cost),
+            _usd(t.resent_cached_cost), f"{t.cached_tokens:,}", _usd(t.cache_saved)]
 
 
 def _usd(nanos: int) -> str:

@@ -51,7 +51,8 @@ class AnthropicSink(TranslatedStream):
         if failure is not None:
             tail.append(sse("error", {"type": "error", "error": {"type": "api_error", "message": failure}}))
         else:
-            tail += self.translator.end(usage.prompt_tokens, usage.completion_tokens)
+            tail += self.translator.end(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                                        usage.cache_write_tokens)
         await self.end_stream(tail)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from tollgate.http.checks import invalid
+from tollgate.proxy.plausible import cache_parts
+from tollgate.proxy.sse import usage_from
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -277,12 +279,36 @@ def from_openai(obj: dict, model: str) -> dict:
         block = _tool_use(call)
         if block is not None:
             content.append(block)
-    usage = _dict(obj.get("usage"))
     return {
         "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": _stop_reason(choice.get("finish_reason")), "stop_sequence": None,
-        "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)},
+        "stop_reason": _stop_reason(choice.get("finish_reason")), "stop_sequence": None, "usage": _answer_usage(obj),
     }
+
+
+def usage_object(prompt_tokens: Any, output_tokens: Any, cache_read: int | None = None, cache_write: int | None = None) -> dict:
+    """Anthropic's usage object, in Anthropic's meaning: `input_tokens` is the rest of the prompt, neither
+    read from nor written to the cache, and the prompt is the sum of the three fields (what Anthropic's
+    clients add up, Claude Code to measure its context: docs/pricing.md)."""
+    read, write = cache_read or 0, cache_write or 0
+    rest = prompt_tokens - read - write if type(prompt_tokens) is int else prompt_tokens
+    return {"input_tokens": rest, "cache_creation_input_tokens": write, "cache_read_input_tokens": read,
+            "output_tokens": output_tokens}
+
+
+def _answer_usage(obj: dict) -> dict:
+    """The usage of a whole answer, from its OpenAI usage block wherever the server put it (proxy/sse.py).
+
+    The flow only leaves the upstream's block in the body when it believed its counts (else it
+    writes its own, with no cache parts), and the cache parts are held to the checks settlement
+    applied (`plausible.cache_parts`): the client is shown the parts it was billed for.
+    """
+    reported = usage_from(obj)
+    if reported is None:
+        return usage_object(0, 0)
+    prompt = reported.prompt_tokens
+    hits, writes = cache_parts(reported.cached_tokens, reported.cache_write_tokens,
+                               prompt if type(prompt) is int else 0)
+    return usage_object(prompt, reported.completion_tokens, hits, writes)
 
 
 def sse(event: str, data: dict) -> bytes:
@@ -301,7 +327,7 @@ class StreamTranslator:
 
     def start(self) -> bytes:
         message = {"id": message_id(), "type": "message", "role": "assistant", "model": self.model, "content": [],
-                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+                   "stop_reason": None, "stop_sequence": None, "usage": usage_object(0, 0)}
         return sse("message_start", {"type": "message_start", "message": message})
 
     def _close_block(self) -> list[bytes]:
@@ -357,12 +383,14 @@ class StreamTranslator:
                                                    "delta": {"type": "input_json_delta", "partial_json": arguments}}))
         return out
 
-    def end(self, input_tokens: int, output_tokens: int) -> list[bytes]:
+    def end(self, input_tokens: int, output_tokens: int, cache_read: int | None = None,
+            cache_write: int | None = None) -> list[bytes]:
+        """The closing events; their usage is the settled usage (the counts the request was billed on)."""
         out = self._close_block()
         out.append(sse("message_delta", {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(self.finish or "stop"), "stop_sequence": None},
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            "usage": usage_object(input_tokens, output_tokens, cache_read, cache_write),
         }))
         out.append(sse("message_stop", {"type": "message_stop"}))
         return out
