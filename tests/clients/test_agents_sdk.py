@@ -4,7 +4,6 @@ with one function tool billed exactly, and a spent budget that raises at once wi
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -68,12 +67,10 @@ def test_a_spent_budget_raises_at_once_with_our_message(openai_rig):
     calls: list[str] = []
     agent = agent_for(openai_rig, key, calls)
 
-    started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as caught:
         asyncio.run(asyncio.wait_for(Runner.run(agent, PROMPT, max_turns=4), 60))
-    elapsed = time.monotonic() - started
 
     assert BUDGET_MESSAGE + spent["reset_at"] in str(caught.value)
     assert caught.value.code == "budget_exceeded"
     assert calls == []
-    openai_rig.check_stopped_at_once(key, before, elapsed)
+    openai_rig.check_stopped_at_once(key, before)

@@ -63,10 +63,10 @@ def test_a_spent_budget_stops_it_at_once_with_our_message(claude_code, claude_ga
         assert r.status_code == 200, r.text
     assert r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded", r.text
 
+    # Bounded far below the 429's hours-long Retry-After: a client that slept on it fails here.
     run = claude_code.run(recorder.url, key["sk"], "say hi", timeout=60)
     output = run.stdout + run.stderr
     assert run.returncode != 0 and "budget exceeded: usage limit reached for this 5h window" in output, output[-2000:]
-    assert run.seconds < 30, run.seconds
     messages = recorder.messages()
     assert [s.status for s in messages] == [429], recorder.seen  # no retry, no other ladder
 
