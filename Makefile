@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test test-python test-openclaw install clean
 
-$(VENV)/.installed: pyproject.toml agent/pyproject.toml scripts/install.sh
+$(VENV)/.installed: pyproject.toml agent/pyproject.toml scripts/install.sh scripts/lib/python-cache.sh
 	PYTHON=$(PYTHON) bash scripts/install.sh
 	touch $@
 

@@ -3,10 +3,8 @@
 # llama-cpp-python compiles from source (minutes): its wheel is built once and cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-CACHE=${TOLLGATE_CACHE:-$HOME/.cache/tollgate}
-WHEELS="$CACHE/wheels"
-LLAMA_VERSION=0.3.36
+# shellcheck source=lib/python-cache.sh
+source scripts/lib/python-cache.sh
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

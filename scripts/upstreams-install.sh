@@ -9,10 +9,8 @@
 #   --print-env   print TOLLGATE_LLAMA_SERVER_PYTHON=... and TOLLGATE_LITELLM_BIN=... for eval
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-CACHE=${TOLLGATE_CACHE:-$HOME/.cache/tollgate}
-WHEELS="$CACHE/wheels"
-LLAMA_VERSION=0.3.36
+# shellcheck source=lib/python-cache.sh
+source scripts/lib/python-cache.sh
 # The newest release whose `proxy` extra resolves (see the gateway benchmark's setup).
 LITELLM_VERSION=${LITELLM_VERSION:-1.108.7}
 LLAMA_VENV="$CACHE/upstreams/llama-server-$LLAMA_VERSION"

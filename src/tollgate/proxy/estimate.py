@@ -21,7 +21,8 @@ IMAGE_TOKENS = 2000  # per image part: above what high-detail images cost on com
 AUDIO_TOKENS = 4000
 
 
-def _size(text: str) -> int:
+def text_bytes(text: str) -> int:
+    """UTF-8 length: no byte-level BPE token is shorter than a byte, so never fewer than its tokens."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
@@ -69,7 +70,7 @@ def _media_tokens(message: Any) -> int:
 
 
 def _count(text: str, counter: TokenCounter | None) -> int:
-    return counter.count_text(text) if counter is not None else _size(text)
+    return counter.count_text(text) if counter is not None else text_bytes(text)
 
 
 def chat_prompt_bound(body: dict, counter: TokenCounter | None) -> int:
@@ -82,7 +83,7 @@ def chat_prompt_bound(body: dict, counter: TokenCounter | None) -> int:
     else:
         total = REQUEST_OVERHEAD
         for message in messages:
-            total += MESSAGE_OVERHEAD + _size(message_text(message)) + _media_tokens(message)
+            total += MESSAGE_OVERHEAD + text_bytes(message_text(message)) + _media_tokens(message)
     for key in ("tools", "functions", "response_format"):
         value = body.get(key)
         if value:

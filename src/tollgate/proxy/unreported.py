@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from tollgate.domain.usage import BOUND, COUNTED
 from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from tollgate.proxy.estimate import text_bytes
 from tollgate.proxy.sse import Usage
 from tollgate.proxy.upstream.base import TokenCounter
-
-
-def _text_bytes(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _exact_prompt(call: Call, counter: TokenCounter) -> int | None:
@@ -58,5 +55,5 @@ def count(call: Call, counter: TokenCounter | None, prompt_bound: int, output_al
             return Usage(prompt, counter.count_output(text), COUNTED)  # type: ignore[union-attr]
     if prompt_only or call.endpoint == EMBEDDINGS:
         return Usage(prompt_bound if prompt is None else prompt, 0, BOUND)
-    output = min(max(_text_bytes(text), pieces), max(output_allowed, 0))
+    output = min(max(text_bytes(text), pieces), max(output_allowed, 0))
     return Usage(prompt_bound if prompt is None else prompt, output, BOUND)
