@@ -80,7 +80,7 @@ def test_changes_reach_the_next_request_and_leave_other_keys_cached(gateway_fact
 
     # ...changes the plan: the next request sees the new limits.
     assert usage(gw, keys[3]["sk"]).json()["rate_limits"]["rpm"] == 500
-    cli(gw, "plans", "create", "reseller", "--budget", "1", "--rpm", "7")
+    cli(gw, "plans", "update", "reseller", "--rpm", "7")
     assert usage(gw, keys[3]["sk"]).json()["rate_limits"]["rpm"] == 7
 
     # ...cancels a subscription at period end: still served until then.

@@ -16,7 +16,7 @@ import pytest
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, SpendIncrement, StoredReservation
 from tollgate.ledger.journal import Journal, JournalBusy, JournaledWrites
-from tollgate.ledger.sql import apply_entries, ledger_rows
+from tollgate.ledger.sql import apply_entries, journal_json, ledger_rows
 from tollgate.store.sqlite import SQLiteStore
 
 WINDOW = 1_764_000_000
@@ -89,7 +89,7 @@ def test_a_torn_last_line_is_skipped_and_the_rest_applied(tmp_path):
     assert journal.try_lock()
     journal.start(after_seq=0)
     for n in (1, 2, 3):
-        journal.append(ledger_rows(batch(n)))
+        journal.append(journal_json(ledger_rows(batch(n))))
     journal.close(all_applied=False)
     with open(journal.path, "ab") as handle:
         handle.write(b'[4, [[["r4"')  # the kill came in the middle of a write
@@ -147,7 +147,7 @@ def test_a_journal_under_constant_load_is_sealed_in_pieces_and_every_piece_repla
     conn = sqlite3.connect(path, isolation_level=None)
     entries, pieces = [], set()
     for n in range(1, 41):
-        entries.append((journal.append(ledger_rows(batch(n))), ledger_rows(batch(n))))
+        entries.append((journal.append(journal_json(ledger_rows(batch(n)))), ledger_rows(batch(n))))
         if n > 10:  # the database stays ten entries behind, as under constant load
             applied = apply_entries(conn, entries[: n - 10])
             journal.applied_through(applied)
@@ -171,7 +171,7 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_partial_line(tmp_path, monke
     journal = Journal(path)
     assert journal.try_lock()
     journal.start(after_seq=0)
-    journal.append(ledger_rows(batch(1)))
+    journal.append(journal_json(ledger_rows(batch(1))))
     real_write, calls = os.write, []
 
     def disk_fills_up(fd, data):  # the OS takes half the line, then refuses the rest
@@ -182,9 +182,9 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_partial_line(tmp_path, monke
 
     monkeypatch.setattr("tollgate.ledger.journal.os.write", disk_fills_up)
     with pytest.raises(OSError):
-        journal.append(ledger_rows(batch(2)))
+        journal.append(journal_json(ledger_rows(batch(2))))
     monkeypatch.setattr("tollgate.ledger.journal.os.write", real_write)
-    assert journal.append(ledger_rows(batch(2))) == 2  # the retry takes the same number
+    assert journal.append(journal_json(ledger_rows(batch(2)))) == 2  # the retry takes the same number
     journal.close(all_applied=False)
 
     spent, ids, _ = asyncio.run(read(path))
@@ -215,9 +215,9 @@ def test_a_reader_arriving_as_a_write_completes_waits_for_it_instead_of_spinning
         journal.start(after_seq=0)
         writes = JournaledWrites(journal, apply_now)
         for n in (1, 2):
-            writes.append(ledger_rows(batch(n)))
+            writes.append(journal_json(ledger_rows(batch(n))))
         await writes.catch_up()
-        writes.append(ledger_rows(batch(3)))
+        writes.append(journal_json(ledger_rows(batch(3))))
         await writes.close()
         outcome.append(conn.execute("SELECT spent FROM spend_counters").fetchone()[0])
         conn.close()

@@ -19,7 +19,7 @@ import pytest
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, SpendIncrement
 from tollgate.ledger.journal import Journal
-from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, ledger_rows
+from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, journal_json, ledger_rows
 from tollgate.ledger.writer import LedgerWriter
 from tollgate.store.sqlite import SQLiteStore
 
@@ -80,7 +80,26 @@ def test_a_batch_the_database_refuses_goes_in_row_by_row(tmp_path):
     assert table(path, "SELECT request_id FROM usage_records ORDER BY id") == [("a",), ("c",)]
     assert table(path, "SELECT spent FROM spend_counters") == [(7,)]
     [(kind, reason, payload)] = table(path, "SELECT kind, reason, payload FROM rejected_records")
-    assert kind == "usage_records" and "OverflowError" in reason and '"b"' in payload
+    assert kind == "usage_records" and "not a 64-bit integer" in reason and '"b"' in payload
+
+
+def test_rows_the_bulk_write_cannot_take_go_in_row_by_row(tmp_path):
+    """The usual write is one statement per table over the journal's JSON; a row the database refuses
+    there (a null where the column takes none) sends the hand-off row by row, and only that row aside."""
+    path = tmp_path / "bulk.db"
+    asyncio.run(_close(path))
+    bad = list(row_of(record("b")))
+    bad[USAGE_FIELDS.index("model")] = None
+    rows = journal_json(([row_of(record("a")), tuple(bad)], [("sub:s", WINDOW, 7)], [], [], []))
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    assert apply_entries(conn, [(1, rows), (2, journal_json(([row_of(record("c"))], [], [], [], [])))]) == 2
+    conn.execute("COMMIT")
+    conn.close()
+    assert table(path, "SELECT request_id FROM usage_records ORDER BY id") == [("a",), ("c",)]
+    assert table(path, "SELECT spent FROM spend_counters") == [(7,)]
+    [(kind, reason, payload)] = table(path, "SELECT kind, reason, payload FROM rejected_records")
+    assert kind == "usage_records" and "IntegrityError" in reason and '"b"' in payload
 
 
 async def _close(path) -> None:

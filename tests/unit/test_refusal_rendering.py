@@ -17,6 +17,7 @@ from tollgate.domain.refusals import (
     ModelRefused,
     NotFound,
     RateLimited,
+    LedgerBusy,
     Refusal,
     RequestExceedsBudget,
     TooManyFailures,
@@ -52,6 +53,7 @@ CASES = [
     (UpstreamBroke("the upstream sent an answer that is not JSON"), 502, "upstream_error"),
     (UpstreamBroke("cut", timed_out=True), 504, "upstream_timeout"),
     (UpstreamRejected(422, "bad_param", "temperature is out of range"), 422, "bad_param"),
+    (LedgerBusy(0.4), 503, "ledger_busy"),
 ]
 
 

@@ -6,7 +6,8 @@ moves the store's change counter (shared memory, read per request at the cost of
 read); when it moved, the change log says what changed, and only the contexts built from
 that are dropped. So a revoked key or an expired subscription is refused on the very next
 request, whichever process made the change, while the rest of the cache stays warm.
-A subscription that runs out by time is checked on every request, from the cached context.
+A subscription that runs out by time is checked on every request, from the cached context; so is
+the grace of a secret that a key rotation replaced (`KeyContext.secret_valid_until`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class ConsumptionAuth:
             ctx = await self._find(secret)
         if ctx.key.revoked_at is not None:
             raise KeyRefused(KeyRefused.REVOKED, "this API key has been revoked")
+        if ctx.secret_valid_until is not None and self.clock() >= ctx.secret_valid_until:
+            raise KeyRefused(KeyRefused.INVALID, "invalid API key: this secret was replaced when the key was rotated "
+                                                 "and its grace period has ended; use the new secret")
         if ctx.subscription is not None and not ctx.subscription.is_usable(self.clock()):
             raise KeyRefused(KeyRefused.SUBSCRIPTION_EXPIRED,
                              "the subscription behind this API key has expired; its keys no longer work")

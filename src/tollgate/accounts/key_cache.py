@@ -8,6 +8,9 @@ change anywhere, which with keys created all day means the cache never stays war
 
 Contexts of one account (subscription, plan) also share its record object, so a reseller's
 hundred thousand keys cost their own rows in memory, not a copy of the account with each.
+
+A key has one secret, except during a rotation's grace: then its old and new secrets may both be
+cached, and a change to the key must drop both (`_more` holds the rare second ones).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class KeyCache:
     def __init__(self, capacity: int) -> None:
         self._lru: LRU[str, KeyContext] = LRU(capacity, on_evict=self._unindex)
         self._by_key: dict[str, str] = {}  # key id -> secret
+        self._more: dict[str, set[str]] = {}  # key id -> its other cached secrets (a rotation's grace)
         self._groups: dict[Group, _Members] = {}
 
     def __len__(self) -> int:
@@ -58,7 +62,9 @@ class KeyCache:
         """Cache `ctx` (the least recently used context goes beyond capacity); the context as cached."""
         ctx = self._shared(ctx)
         self._lru.put(secret, ctx)
-        self._by_key[ctx.key.id] = secret
+        first = self._by_key.setdefault(ctx.key.id, secret)
+        if first != secret:
+            self._more.setdefault(ctx.key.id, set()).add(secret)
         for group, record in groups_of(ctx):
             members = self._groups.get(group)
             if members is None:
@@ -75,9 +81,24 @@ class KeyCache:
                 parts[group[0]] = members.record  # the group's kind is the context's field name
         return replace(ctx, **parts) if parts else ctx
 
+    def _unindex_key(self, key_id: str, secret: str) -> None:
+        more = self._more.get(key_id)
+        if self._by_key.get(key_id) == secret:
+            if more:
+                self._by_key[key_id] = more.pop()
+            else:
+                del self._by_key[key_id]
+        elif more is not None:
+            more.discard(secret)
+        if more is not None and not more:
+            del self._more[key_id]
+
+    def _secrets_of(self, key_id: str) -> list[str]:
+        first = self._by_key.get(key_id)
+        return ([] if first is None else [first]) + list(self._more.get(key_id, ()))
+
     def _unindex(self, secret: str, ctx: KeyContext) -> None:
-        if self._by_key.get(ctx.key.id) == secret:
-            del self._by_key[ctx.key.id]
+        self._unindex_key(ctx.key.id, secret)
         for group, _ in groups_of(ctx):
             members = self._groups.get(group)
             if members is not None:
@@ -88,8 +109,7 @@ class KeyCache:
     def apply(self, kind: str, ref: str) -> int:
         """Drop what a change of ("key" | "subscription" | "account" | "plan", id) makes out of date; how many."""
         if kind == "key":
-            secret = self._by_key.get(ref)
-            return 0 if secret is None or self._lru.invalidate(secret) is None else 1
+            return sum(1 for secret in self._secrets_of(ref) if self._lru.invalidate(secret) is not None)
         members = self._groups.get((kind, ref))
         if members is None:
             return 0
@@ -101,6 +121,7 @@ class KeyCache:
     def clear(self) -> None:
         self._lru.clear()
         self._by_key.clear()
+        self._more.clear()
         self._groups.clear()
 
     def stats(self) -> CacheStats:

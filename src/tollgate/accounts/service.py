@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
+from tollgate.accounts.checks import bounded, checked_name
+from tollgate.accounts.lifecycle import LifecycleActions
 from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subscription
 from tollgate.domain.bounds import (
     check_budget,
@@ -18,7 +19,6 @@ from tollgate.domain.bounds import (
     check_end_user,
     check_metadata,
     check_period_days,
-    check_rate,
     check_window,
 )
 from tollgate.domain.refusals import Conflict, Invalid, NotFound
@@ -32,26 +32,15 @@ from tollgate.domain.secrets import (
 )
 from tollgate.store.base import Store
 
-MAX_NAME = 200
+# The account model's field checks (`tollgate.accounts.checks`), by their short names here.
+_name = checked_name
+_bounded = bounded
 
 
-def _name(value: object, field: str = "name") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise Invalid(f"{field} must be a non-empty string", param=field)
-    if len(value) > MAX_NAME:
-        raise Invalid(f"{field} must be at most {MAX_NAME} characters", param=field)
-    return value.strip()
+class AccountService(LifecycleActions):
+    """Every action on the account model; the lifecycle ones (rotation, renewals, retirement...) are
+    `LifecycleActions`'."""
 
-
-def _bounded(value: object, check: Callable[[Any], Any], field: str, label: str | None = None) -> Any:
-    """`value` through one of `tollgate.domain.bounds`' checks; out of bounds is Invalid naming `field`."""
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise Invalid(f"{label or field} {exc}", param=field) from None
-
-
-class AccountService:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
@@ -105,21 +94,6 @@ class AccountService:
             raise NotFound(f"no plan {slug!r}", param="plan")
         return plan
 
-    async def create_plan(self, plan: Plan) -> Plan:
-        """Create or change an operator plan, every number within `tollgate.domain.bounds`."""
-        _bounded(plan.window, check_window, "window")
-        _bounded(plan.period_days, check_period_days, "period_days")
-        _bounded(plan.budget_per_window, check_budget, "budget_per_window")
-        _bounded(plan.price_monthly, check_budget, "price_monthly")
-        _bounded(plan.rpm, check_rate, "rpm")
-        _bounded(plan.tpm, check_rate, "tpm")
-        existing = await self.store.get_plan(plan.slug)
-        if existing is not None and existing.source == "config":
-            raise Conflict(f"plan {plan.slug!r} is defined in the config file; change it there", param="slug")
-        plan = replace(plan, source="operator")
-        await self.store.upsert_plan(plan)
-        return plan
-
     # -- subscriptions ------------------------------------------------------
 
     async def grant_subscription(self, account_id: str, plan_slug: object, period_days: object = None) -> Subscription:
@@ -127,6 +101,8 @@ class AccountService:
             raise Invalid("plan must be a plan slug such as \"standard\"", param="plan")
         await self.account(account_id)
         plan = await self.plan(plan_slug)
+        if plan.retired:
+            raise Conflict(f"plan {plan.slug!r} is retired: it takes no new subscriptions", param="plan")
         if period_days is None:
             period_days = plan.period_days
         _bounded(period_days, check_period_days, "period_days")

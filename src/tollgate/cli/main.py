@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "tollgate.cli.models",
     "tollgate.cli.agent",
     "tollgate.cli.router",
+    "tollgate.cli.usage",
 )
 
 

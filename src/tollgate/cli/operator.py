@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +58,17 @@ def _usd(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def metadata_json(text: str) -> dict:
+    """Key metadata as a JSON object on the command line (its bounds are the service's to check)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"metadata must be a JSON object: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("metadata must be a JSON object such as '{\"tier\": \"gold\"}'")
+    return value
+
+
 def _duration(text: str) -> int:
     try:
         return parse_duration(text)
@@ -101,7 +113,7 @@ PLAN_COLS = [("slug", "SLUG"), ("name", "NAME"), ("price_monthly", "$/MONTH"), (
 SUB_COLS = [("id", "ID"), ("plan", "PLAN"), ("status", "STATUS"), ("current_period_end", "PERIOD END"),
             ("cancel_at_period_end", "CANCELS")]
 KEY_COLS = [("id", "ID"), ("name", "NAME"), ("type", "TYPE"), ("subscription_id", "SUBSCRIPTION"), ("prefix", "KEY"),
-            ("budget", "OWN BUDGET"), ("active", "ACTIVE")]
+            ("budget", "OWN BUDGET"), ("end_user", "END USER"), ("active", "ACTIVE")]
 
 
 async def _every(fetch: Callable[[str | None, int], Awaitable[list[Row]]]) -> list[Row]:
@@ -204,7 +216,11 @@ async def credits_grant(svc: AccountService, args: argparse.Namespace) -> int:
 
 async def keys_list(svc: AccountService, args: argparse.Namespace) -> int:
     await svc.account(args.account)
-    _emit_keys([key_row(k) for k in await _keys(svc, args.account)], args.json, KEY_COLS)
+    if args.end_user is not None:
+        keys = await _every(lambda after, limit: svc.end_user_keys(args.account, args.end_user, after, limit))
+    else:
+        keys = await _keys(svc, args.account)
+    _emit_keys([key_row(k) for k in keys], args.json, KEY_COLS)
     return 0
 
 
@@ -212,9 +228,11 @@ async def keys_create(svc: AccountService, args: argparse.Namespace) -> int:
     if (args.budget is None) != (args.window is None):
         raise ValueError("a key budget needs both --budget and --window")
     if args.subscription:
-        key, secret = await svc.create_subscription_key(args.account, args.name, args.subscription, args.budget, args.window)
+        key, secret = await svc.create_subscription_key(args.account, args.name, args.subscription, args.budget,
+                                                        args.window, args.end_user, args.metadata)
     else:
-        key, secret = await svc.create_credit_key(args.account, args.name, budget_limit=args.budget, budget_window=args.window)
+        key, secret = await svc.create_credit_key(args.account, args.name, args.end_user, args.metadata,
+                                                  budget_limit=args.budget, budget_window=args.window)
     _emit_keys({**key_row(key), "api_key": secret}, args.json, title=None if args.json else "Key created. It is shown once:")
     return 0
 
@@ -271,7 +289,7 @@ def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._S
 def _command(group: argparse._SubParsersAction, name: str, help: str, action: Action, *ids: str,
              json: bool = True) -> argparse.ArgumentParser:
     """One operator command: `--config`, `--json`, the ids it acts on (in order), and the action it runs."""
-    p = group.add_parser(name, help=help)
+    p = group.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
     add_config(p)
     if json:
         add_json(p)
@@ -287,13 +305,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _command(acc, "create", "create an account and its first management key", accounts_create).add_argument("name")
     _command(acc, "show", "an account with its subscriptions and keys", accounts_show, "account")
 
-    mk = _group(sub, "management-keys", "issue management keys (mk_) for an account")
+    mk = _group(sub, "management-keys", "issue, list and revoke management keys (mk_) of an account")
     p = _command(mk, "create", "issue another management key; shown once", management_key_create, "account")
     p.add_argument("--name", default="cli", help="a label for the key")
 
-    plans = _group(sub, "plans", "list plans or create one")
+    plans = _group(sub, "plans", "list, create, update and retire plans")
     _command(plans, "list", "list plans", plans_list)
-    p = _command(plans, "create", "create a plan (plans in the config file are edited there)", plans_create)
+    p = _command(plans, "create", "create a plan (a slug in use is refused: see `plans update`; plans in the "
+                 "config file are edited there)", plans_create)
     p.add_argument("slug")
     p.add_argument("--budget", type=_usd, required=True, help="budget per window in USD, e.g. 0.14")
     p.add_argument("--window", type=_duration, default=5 * 3600, help="window length, e.g. 5h, 30m (default 5h)")
@@ -304,7 +323,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tpm", type=int, default=100_000, help="tokens per minute per key (default 100000)")
     p.add_argument("--models", help="comma-separated allowed models (default: all)")
 
-    subs = _group(sub, "subscriptions", "grant, list, cancel or expire subscriptions")
+    subs = _group(sub, "subscriptions", "grant, list, cancel, un-cancel, renew, extend or expire subscriptions")
     p = _command(subs, "grant", "grant an account a subscription of a plan", subs_grant, "account")
     p.add_argument("plan", help="plan slug, e.g. standard")
     p.add_argument("--period-days", type=int, help="length of the period (default: the plan's)")
@@ -313,12 +332,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     _command(subs, "expire", "expire now: every key on it is refused from the next request", subs_expire,
              "subscription")
 
-    credits = _group(sub, "credits", "grant prepaid credits")
+    credits = _group(sub, "credits", "grant prepaid credits and list the grants")
     p = _command(credits, "grant", "add USD to an account's credit balance", credits_grant, "account")
     p.add_argument("amount", type=_usd, help="USD, e.g. 25 or 12.50")
     p.add_argument("--note", help="why (kept with the grant)")
 
-    keys = _group(sub, "keys", "create, list and revoke API keys (sk_)")
+    keys = _group(sub, "keys", "create, list, update, rotate and revoke API keys (sk_)")
     p = _command(keys, "create", "create an API key; shown once", keys_create, "account")
     p.add_argument("--name", required=True, help="a label for the key")
     kind = p.add_mutually_exclusive_group(required=True)
@@ -326,8 +345,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     kind.add_argument("--credit", action="store_true", help="draw on the account's credits")
     p.add_argument("--budget", type=_usd, help="the key's own budget per window, USD")
     p.add_argument("--window", type=_duration, help="the key's own window, e.g. 1h")
-    _command(keys, "list", "an account's keys", keys_list, "account")
+    p.add_argument("--end-user", help="the end user the key is for (resellers; at most 200 characters)")
+    p.add_argument("--metadata", type=metadata_json, help="a flat JSON object, e.g. '{\"tier\": \"gold\"}'")
+    p = _command(keys, "list", "an account's keys", keys_list, "account")
+    p.add_argument("--end-user", help="only the keys of this end user")
     _command(keys, "revoke", "revoke a key at once", keys_revoke, "account", "key")
+
+    from tollgate.cli.operator_lifecycle import register_lifecycle  # it builds on the helpers of this module
+
+    register_lifecycle({"keys": keys, "management-keys": mk, "plans": plans, "subscriptions": subs,
+                        "credits": credits})
 
     p = _command(sub, "quickstart", "create a demo account with a subscription and a key, and print them", quickstart)
     p.add_argument("--name", default="demo", help="account name (default demo)")

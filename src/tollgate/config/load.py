@@ -13,7 +13,9 @@ from tollgate.config.defaults import default_plans, local_models, local_routes, 
 from tollgate.config.reader import REQUIRED, ConfigError, Table
 from tollgate.config.schema import (
     CATEGORIES,
+    AlertsConfig,
     Config,
+    LedgerConfig,
     ModelConfig,
     PlanConfig,
     RouteProfile,
@@ -54,8 +56,11 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
     routes = _routes(root.table("routes"))
     if bundled and not routes:
         routes = local_routes()
+    alerts = _alerts(root.table("alerts"))
+    ledger = _ledger(root.table("ledger"))
     root.done()
-    config = Config(server, upstreams, models, plans, routes, source=str(path) if path else None)
+    config = Config(server, upstreams, models, plans, routes, source=str(path) if path else None, alerts=alerts,
+                    ledger=ledger)
     _check_references(config)
     return config
 
@@ -114,6 +119,23 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
     return server
 
 
+def _ledger(t: Table) -> LedgerConfig:
+    d = LedgerConfig()
+    ledger = LedgerConfig(
+        backlog_mb=t.int("backlog_mb", d.backlog_mb, minimum=1),
+        backlog_seconds=t.number("backlog_seconds", d.backlog_seconds),
+        backlog_wait=t.number("backlog_wait", d.backlog_wait),
+        usage_retention_days=t.number("usage_retention_days", d.usage_retention_days),
+        prune_batch=t.int("prune_batch", d.prune_batch, minimum=1),
+        prune_every=t.number("prune_every", d.prune_every),
+    )
+    t.done()
+    for name in ("backlog_seconds", "prune_every"):
+        if not getattr(ledger, name) > 0:
+            raise ConfigError(f"ledger.{name}: must be above 0, got {getattr(ledger, name)}")
+    return ledger
+
+
 def _limits(t: Table) -> HTTPLimits:
     d = HTTPLimits()
     limits = HTTPLimits(
@@ -128,6 +150,26 @@ def _limits(t: Table) -> HTTPLimits:
     )
     t.done()
     return limits
+
+
+def _alerts(t: Table) -> AlertsConfig:
+    """`[alerts]`: account webhooks (docs/alerts.md); every time in seconds."""
+    d = AlertsConfig()
+    alerts = AlertsConfig(
+        enabled=t.bool("enabled", d.enabled),
+        sweep_interval=t.number("sweep_interval", d.sweep_interval, minimum=0.05),
+        timeout=t.number("timeout", d.timeout, minimum=0.1),
+        retry_base=t.number("retry_base", d.retry_base, minimum=0.05),
+        retry_max_delay=t.number("retry_max_delay", d.retry_max_delay, minimum=0.05),
+        max_age=t.number("max_age", d.max_age, minimum=1.0),
+        max_concurrency=t.int("max_concurrency", d.max_concurrency, minimum=1),
+        allow_private=t.bool("allow_private", d.allow_private),
+    )
+    t.done()
+    if alerts.retry_max_delay < alerts.retry_base:
+        raise ConfigError(f"alerts.retry_max_delay: {alerts.retry_max_delay:g}s is shorter than alerts.retry_base "
+                          f"({alerts.retry_base:g}s)")
+    return alerts
 
 
 def _check_admin_token(token: str, where: str) -> None:

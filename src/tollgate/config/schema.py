@@ -133,6 +133,42 @@ class RouteProfile:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """`[alerts]`: account webhooks (docs/alerts.md). Times in seconds."""
+
+    enabled: bool = True
+    # Subscriptions' expiry is checked (and webhooks changed by another process picked up) this often.
+    sweep_interval: float = 60.0
+    timeout: float = 10.0  # one delivery attempt: connect, send, the receiver's status line
+    retry_base: float = 10.0  # the first retry's delay; each next one doubles, with jitter
+    retry_max_delay: float = 3600.0  # no retry waits longer than this
+    max_age: float = 86400.0  # an event not delivered by then is given up on (status "failed")
+    max_concurrency: int = 8  # deliveries in flight at once
+    # Deliver to loopback, private, link-local and other non-public addresses. Off by default: an
+    # account owner's URL must not reach the operator's own network (SSRF).
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """`[ledger]`: how far the ledger's writes may fall behind, and how long raw usage records are kept.
+
+    Past `backlog_mb` of journaled-but-unwritten ledger data, or an oldest such batch older than
+    `backlog_seconds`, new requests wait up to `backlog_wait` seconds for the database to catch up,
+    then get a 503 with Retry-After (docs/operations.md). Raw usage records older than
+    `usage_retention_days` are pruned, `prune_batch` rows per transaction, every `prune_every`
+    seconds; their hourly aggregates stay (0 days: keep every record forever).
+    """
+
+    backlog_mb: int = 32
+    backlog_seconds: float = 5.0
+    backlog_wait: float = 2.0
+    usage_retention_days: float = 30.0
+    prune_batch: int = 5000
+    prune_every: float = 600.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     upstreams: tuple[UpstreamConfig, ...]
@@ -140,6 +176,8 @@ class Config:
     plans: tuple[PlanConfig, ...]
     routes: dict[str, RouteProfile]
     source: str | None = None
+    alerts: AlertsConfig = AlertsConfig()
+    ledger: LedgerConfig = LedgerConfig()
 
     def upstream(self, name: str) -> UpstreamConfig:
         for upstream in self.upstreams:

@@ -28,6 +28,12 @@ class Plan:
     tpm: int
     models: tuple[str, ...] | None = None
     source: str = "config"
+    # When the operator retired the plan: it takes no new subscriptions; existing ones run on.
+    retired_at: int | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,9 @@ class ApiKey:
     metadata: dict | None = None
     revoked_at: int | None = None
     last_used_at: int | None = None
+    # The last rotation (a new secret, same key id), and until when the secret before it still works.
+    rotated_at: int | None = None
+    previous_valid_until: int | None = None
 
     @property
     def is_active(self) -> bool:
@@ -76,6 +85,8 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class ManagementKey:
+    """A management key (`mk_`) of an account owner. Only its hash is stored."""
+
     id: str
     account_id: str
     name: str
@@ -92,3 +103,18 @@ class KeyContext:
     account: Account
     subscription: Subscription | None
     plan: Plan | None
+    # Set when the secret presented is the one a rotation replaced: it is refused from this moment on.
+    # The time is in the context (not only the database) so that a cached context stops at the grace's
+    # end by itself, with no change for the change log to report.
+    secret_valid_until: int | None = None
+
+
+@dataclass(frozen=True)
+class CreditGrant:
+    """One grant of prepaid credits, as the operator made it (amount in nano-dollars)."""
+
+    id: int
+    account_id: str
+    amount: int
+    note: str | None
+    created_at: int

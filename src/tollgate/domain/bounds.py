@@ -9,7 +9,9 @@ the CLI. The config loader, `tollgate.accounts.service` (APIs and CLI alike)
 and `tollgate.http.fields` call these.
 
 - A budget window (plan `window`, a key budget's `window`): 1 s to 365 d.
-- A subscription period (`period_days`): 1 to 3650 days.
+- A subscription period (`period_days`, and the days one extension adds): 1 to 3650 days; after
+  renewals and extensions a subscription ends at most 36,500 days (100 years) from now.
+- A key rotation's grace period (the old secret still works): 0 s to 7 d.
 - Money set by hand (a plan's `budget_per_window` and `price_monthly`, a key
   budget's `limit`, one credit grant): at most $1,000,000 (10^15 nano-dollars);
   an account's credits granted in all: at most $1,000,000,000 (10^18). Sums of
@@ -33,6 +35,8 @@ from tollgate.domain.money import NANOS_PER_USD, format_usd
 MIN_WINDOW = 1
 MAX_WINDOW = 365 * 86400
 MAX_PERIOD_DAYS = 3650
+MAX_AHEAD_DAYS = 36500
+MAX_GRACE = 7 * 86400
 MAX_BUDGET = 1_000_000 * NANOS_PER_USD
 MAX_CREDITS_TOTAL = 1_000_000_000 * NANOS_PER_USD
 MAX_RATE = 1_000_000_000
@@ -62,6 +66,20 @@ def check_period_days(days: object) -> int:
     if not 1 <= _whole(days) <= MAX_PERIOD_DAYS:
         raise ValueError(f"must be between 1 and {MAX_PERIOD_DAYS} days, got {days}")
     return days  # type: ignore[return-value]
+
+
+def check_period_end(end: int, now: int) -> int:
+    """When a subscription ends after a renewal or an extension (unix seconds): within 100 years of now."""
+    if end - now > MAX_AHEAD_DAYS * 86400:
+        raise ValueError(f"would end more than {MAX_AHEAD_DAYS} days from now")
+    return end
+
+
+def check_grace(seconds: object) -> int:
+    """How long a rotated key's old secret keeps working, in seconds (0: not at all)."""
+    if not 0 <= _whole(seconds) <= MAX_GRACE:
+        raise ValueError(f"must be between 0 and {MAX_GRACE} seconds (7 days), got {seconds}")
+    return seconds  # type: ignore[return-value]
 
 
 def check_budget(nanos: int) -> int:

@@ -142,6 +142,15 @@ class UpstreamUnavailable(Refusal):
         self.retry_after = retry_after
 
 
+class LedgerBusy(Refusal):
+    """The ledger's writes are further behind the load than their bound (`[ledger] backlog_*`), and did
+    not catch up within the wait: refused before anything is held, to be retried after `retry_after`."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("the gateway is writing its ledger behind the load")
+        self.retry_after = retry_after
+
+
 class UpstreamBroke(Refusal):
     """An upstream answered, then failed: broke off, timed out, or sent something unreadable."""
 

@@ -9,6 +9,7 @@ from tollgate.accounts.service import AccountService
 from tollgate.domain.accounts import Account, Plan
 from tollgate.domain.pools import credit_pool
 from tollgate.http import fields, views
+from tollgate.http.admin_lifecycle import AdminLifecycleAPI, models_field
 from tollgate.http.cache_metrics import CacheMetrics
 from tollgate.http.errors import ENVELOPE_SHAPE
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
@@ -50,6 +51,7 @@ class AdminAPI:
         router.add("GET", "/admin/metrics/routes", self.route_metrics)
         router.add("GET", "/admin/metrics/caches", self.cache_metrics)
         router.add("GET", "/metrics", self.prometheus)
+        AdminLifecycleAPI(self.accounts, self.auth, self.ledger, self.max_body, self.clock).mount(router)
 
     async def _operator(self, request: Request) -> None:
         """Refuse unless the request carries the operator token (wrong ones back off per client address)."""
@@ -139,11 +141,10 @@ class AdminAPI:
         await send_json(send, 200, ok([views.admin_plan(p) for p in await self.accounts.list_plans()]))
 
     async def create_plan(self, request: Request, send: Send) -> None:
+        """`POST /admin/plans`: a new operator plan; a slug in use is a 409 (change a plan with PATCH)."""
         body = await self._body(request)
         slug = fields.string(body, "slug")
-        models = body.get("models")
-        if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
-            raise fields.bad("models", "must be a list of model ids")
+        models = models_field(body)
         plan = Plan(
             slug=slug,
             name=fields.string(body, "name", required=False, default=slug.title()),
@@ -153,7 +154,7 @@ class AdminAPI:
             budget_per_window=fields.dollars(body, "budget_per_window"),
             rpm=fields.integer(body, "rpm", required=False, minimum=1, default=60),
             tpm=fields.integer(body, "tpm", required=False, minimum=1, default=100_000),
-            models=tuple(models) if models is not None else None,
+            models=models,
             source="operator",
         )
         plan = await self.accounts.create_plan(plan)

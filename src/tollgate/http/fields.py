@@ -171,3 +171,35 @@ def time_range(query: dict[str, str], now: float, default_days: int, max_days: i
     if end - since > max_days * DAY_SECONDS:
         raise bad("since", f"the range must be at most {max_days} days")
     return since, until
+
+
+def known(body: dict, allowed: tuple[str, ...]) -> dict:
+    """`body`, refused with a 400 naming the first field it has that is not `allowed`: a typo in an
+    action's options (`grace` for `graceSeconds`) must not be taken as "the default"."""
+    for name in body:
+        if name not in allowed:
+            raise bad(name, f"is not a field here (those are {', '.join(allowed)})")
+    return body
+
+
+def only(body: dict, allowed: tuple[str, ...]) -> dict:
+    """`body` for a partial update: refused with a 400 when it has a field not `allowed` (a typo must not
+    be taken as "nothing to change"), or none of them."""
+    known(body, allowed)
+    if not body:
+        raise APIError(400, "invalid_request", f"nothing to change: give at least one of {', '.join(allowed)}")
+    return body
+
+
+def not_null(body: dict, name: str) -> None:
+    """A field a partial update may leave out, but not set to null."""
+    if name in body and body[name] is None:
+        raise bad(name, "cannot be null (leave it out to keep it as it is)")
+
+
+def query_flag(query: dict[str, str], name: str) -> bool:
+    """A true/false query parameter (`1`, `true`, `0`, `false`); absent is false."""
+    text = (_query_value(query, name) or "false").lower()
+    if text not in ("1", "true", "0", "false"):
+        raise bad(name, f"must be true or false, got {text!r}")
+    return text in ("1", "true")

@@ -19,7 +19,9 @@ from tollgate.domain.spend import report_of
 from tollgate.domain.timestamps import iso
 from tollgate.domain.usage import UsageRecord
 from tollgate.http import fields, views
+from tollgate.http.end_users import end_user_query, end_users_view
 from tollgate.http.errors import ENVELOPE_SHAPE, APIError
+from tollgate.http.manage_lifecycle import ManagementLifecycleAPI
 from tollgate.http.request import Request, Router, Send, send_json
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.store.base import Store, UnknownCursor
@@ -64,6 +66,7 @@ class ManagementAPI:
         router.add("GET", "/api/usage", self.usage)
         router.add("GET", "/api/usage/{key_id}", self.key_usage)
         router.add("GET", "/api/analytics/overhead", self.overhead)
+        ManagementLifecycleAPI(self.accounts, self.auth, self.ledger, self.max_body, self._key_views).mount(router)
 
     async def _account_id(self, request: Request) -> str:
         return (await self.auth.authenticate(request.bearer())).account_id
@@ -122,11 +125,16 @@ class ManagementAPI:
         return [views.key_view(k, subs.get(k.subscription_id or ""), now) for k in keys]
 
     async def list_keys(self, request: Request, send: Send) -> None:
-        """`GET /api/keys?limit=100&after=<key id>`: a page of the account's keys, oldest first."""
+        """`GET /api/keys?limit=100&after=<key id>&endUser=<label>`: a page of the account's keys (of one end user
+        when `endUser` is given), oldest first."""
         account_id = await self._account_id(request)
         limit, after = fields.page(request.query)
+        end_user, _ = end_user_query(request.query)
         try:
-            keys = await self.store.list_api_keys(account_id, after=after, limit=limit + 1)
+            if end_user is not None:
+                keys = await self.accounts.end_user_keys(account_id, end_user, after=after, limit=limit + 1)
+            else:
+                keys = await self.store.list_api_keys(account_id, after=after, limit=limit + 1)
         except UnknownCursor:
             raise fields.bad("after", "is not a key id of this account (use the nextCursor of the page before)") from None
         page, more = keys[:limit], len(keys) > limit
@@ -179,13 +187,18 @@ class ManagementAPI:
         return {"since": iso(since), "until": iso(self.clock() if until is None else until)}
 
     async def usage(self, request: Request, send: Send) -> None:
-        """`GET /api/usage`: the account's spend in the range, per key and by day, week and month.
+        """`GET /api/usage`: the account's spend in the range, per key and by day, week and month; with
+        `endUser=<label>` only that end user's keys', with `groupBy=endUser` also per end user (`endUsers`).
 
         Summed by the database on its own thread; nothing here grows with the number of records.
         """
         account_id = await self._account_id(request)
         since, until = self._range(request)
-        summary = await self.store.usage_summary(account_id, since=since, until=until, per_key=True)
+        end_user, by_end_user = end_user_query(request.query)
+        if end_user is not None:
+            summary = await self.store.end_user_summary(account_id, end_user, since, until)
+        else:
+            summary = await self.store.usage_summary(account_id, since=since, until=until, per_key=True)
         now = self.clock()
         subs = []
         for sub in await self.accounts.subscriptions(account_id):
@@ -196,11 +209,16 @@ class ManagementAPI:
                     "cacheSaved": views.usd(spend.cache_saved), "cacheSavedNanos": spend.cache_saved}
                    for key_id, name, spend in summary.by_key]
         report = report_of(summary)
-        await send_json(send, 200, ok({
+        data = {
             "subscriptions": subs, "keys": per_key, "total": report["total"], "byDay": report["by_day"],
             "byWeek": report["by_week"], "byMonth": report["by_month"],
             "creditBalance": views.usd(await self._credit_balance(account_id)), **self._range_view(since, until),
-        }))
+        }
+        if end_user is not None:
+            data["endUser"] = end_user
+        if by_end_user:
+            data["endUsers"] = end_users_view(await self.store.usage_by_end_user(account_id, since, until, end_user))
+        await send_json(send, 200, ok(data))
 
     async def key_usage(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)

@@ -275,7 +275,7 @@ class OpenAIAPI:
         provider's cache served, and what cache pricing saved: what makes an agent's budget last longer."""
         since = tight.window_start if tight.pool.window else self.clock() - CACHING_DAYS_CREDITS * DAY
         assert self.store is not None
-        total = (await self.store.usage_summary(ctx.account.id, ctx.key.id, since=since)).total
+        total = await self.store.usage_total(ctx.account.id, ctx.key.id, since)
         return {"since": iso(since), "input_tokens": total.input_tokens, "cached_tokens": total.cached_tokens,
                 "saved": views.usd(total.cache_saved), "saved_nanos": total.cache_saved}
 

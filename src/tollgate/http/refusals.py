@@ -20,6 +20,7 @@ from tollgate.domain.refusals import (
     BudgetExhausted,
     Conflict,
     KeyRefused,
+    LedgerBusy,
     ModelRefused,
     NotFound,
     RateLimited,
@@ -150,6 +151,10 @@ def api_error(refusal: Refusal) -> APIError:
         return _upstream_unavailable(refusal)
     if isinstance(refusal, UpstreamBroke):
         return _upstream_broke(refusal)
+    if isinstance(refusal, LedgerBusy):
+        wait = max(1, math.ceil(refusal.retry_after))
+        return APIError(503, "ledger_busy", f"the gateway is busy writing its ledger; retry in {wait} s",
+                        headers=[(b"retry-after", str(wait).encode())])
     if isinstance(refusal, UpstreamRejected):
         return APIError(refusal.upstream_status, refusal.code, refusal.message)
     return APIError(400, "invalid_request", refusal.message, param=refusal.param)

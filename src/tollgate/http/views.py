@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tollgate.domain.accounts import Account, ApiKey, ManagementKey, Plan, Subscription
+from tollgate.domain.accounts import Account, ApiKey, CreditGrant, ManagementKey, Plan, Subscription
 from tollgate.domain.durations import format_duration
 from tollgate.domain.money import format_usd
 from tollgate.domain.pools import PoolState
@@ -70,6 +70,7 @@ def admin_plan(p: Plan, *, usd: Money = usd) -> dict:
         "slug": p.slug, "name": p.name, "price_monthly": usd(p.price_monthly), "period_days": p.period_days,
         "window": format_duration(p.window), "budget_per_window": usd(p.budget_per_window),
         "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None, "source": p.source,
+        "retired": p.retired, "retired_at": iso(p.retired_at),
     }
 
 
@@ -83,13 +84,20 @@ def admin_subscription(s: Subscription, now: float) -> dict:
 
 def admin_management_key(k: ManagementKey) -> dict:
     return {"id": k.id, "account_id": k.account_id, "name": k.name, "prefix": k.prefix,
-            "created_at": iso(k.created_at), "revoked": k.revoked_at is not None}
+            "created_at": iso(k.created_at), "revoked": k.revoked_at is not None, "revoked_at": iso(k.revoked_at)}
+
+
+def admin_credit_grant(g: CreditGrant, *, usd: Money = usd) -> dict:
+    return {"id": g.id, "amount": usd(g.amount), "amount_nanos": g.amount, "note": g.note,
+            "created_at": iso(g.created_at)}
 
 
 def admin_key(k: ApiKey, *, usd: Money = usd) -> dict:
     """An API key as the operator sees it: which pool it draws on and its own budget, if any."""
     return {"id": k.id, "name": k.name, "type": k.type, "subscription_id": k.subscription_id, "prefix": k.prefix,
-            "budget": key_budget(k, usd=usd), "active": k.revoked_at is None, "created_at": iso(k.created_at)}
+            "budget": key_budget(k, usd=usd), "active": k.revoked_at is None, "created_at": iso(k.created_at),
+            "end_user": k.end_user, "metadata": k.metadata, "rotated_at": iso(k.rotated_at),
+            "previous_secret_valid_until": iso(k.previous_valid_until)}
 
 
 def key_budget(k: ApiKey, *, usd: Money = usd) -> dict | None:
@@ -106,6 +114,7 @@ def plan_view(p: Plan) -> dict:
         "slug": p.slug, "name": p.name, "priceMonthly": usd(p.price_monthly), "periodDays": p.period_days,
         "window": format_duration(p.window), "budgetPerWindow": usd(p.budget_per_window),
         "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None,
+        "retired": p.retired,
     }
 
 
@@ -115,12 +124,24 @@ def key_view(k: ApiKey, subscription: Subscription | None, now: float) -> dict:
         "keyPlan": subscription.plan_slug if subscription else "credits",
         "prefix": k.prefix, "isActive": k.revoked_at is None, "createdAt": iso(k.created_at),
         "revokedAt": iso(k.revoked_at), "endUser": k.end_user, "metadata": k.metadata, "budget": key_budget(k),
+        "rotatedAt": iso(k.rotated_at), "previousSecretValidUntil": iso(k.previous_valid_until),
     }
     if subscription is not None:
         view["subscriptionId"] = subscription.id
         view["subscriptionStatus"] = subscription.effective_status(now)
         view["subscriptionExpiresAt"] = iso(subscription.current_period_end)
     return view
+
+
+def management_key_view(k: ManagementKey, calling_key_id: str) -> dict:
+    """A management key as its owner sees it; `current` marks the one this request was made with."""
+    return {"id": k.id, "name": k.name, "prefix": k.prefix, "isActive": k.revoked_at is None,
+            "createdAt": iso(k.created_at), "revokedAt": iso(k.revoked_at), "current": k.id == calling_key_id}
+
+
+def credit_grant_view(g: CreditGrant) -> dict:
+    return {"id": g.id, "amount": usd(g.amount), "amountNanos": g.amount, "note": g.note,
+            "createdAt": iso(g.created_at)}
 
 
 def subscription_view(s: Subscription, keys: list[ApiKey], now: float, budget: PoolState | None) -> dict:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from tollgate.domain.grants import Grant, Settled
 from tollgate.domain.pools import Pool, PoolState
-from tollgate.domain.refusals import BudgetExhausted
+from tollgate.domain.refusals import BudgetExhausted, LedgerBusy
 from tollgate.domain.usage import UsageRecord
 from tollgate.domain.windows import window_end, window_start
 from tollgate.ledger.batch import SpendIncrement, StoredReservation
@@ -33,6 +33,8 @@ from tollgate.ledger.writer import LedgerWriter
 Slot = tuple[str, int]  # (pool id, window start)
 # Counters of windows over a day old are forgotten by a scan this often (seconds).
 PRUNE_EVERY = 600.0
+# A request refused because the ledger's writes are behind is told to come back after this (seconds).
+BACKLOG_RETRY_AFTER = 1.0
 
 
 class EmbeddedLedger:
@@ -43,9 +45,13 @@ class EmbeddedLedger:
         *,
         reservation_ttl: float,
         admission_wait: float,
+        backlog_wait: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.backlog_wait = backlog_wait
+        self.backlog_waits = 0  # admissions that found the backlog past its bound and waited
+        self.backlog_refusals = 0  # ... and were refused when it did not come back within the wait
         self.writer = writer
         self.ttl = reservation_ttl
         self.admission_wait = admission_wait
@@ -88,6 +94,11 @@ class EmbeddedLedger:
     # -- admission ------------------------------------------------------------
 
     async def reserve(self, pools: Sequence[Pool], want: int, minimum: int) -> Grant:
+        if self.store.backlog_full():
+            self.backlog_waits += 1
+            if not await self.store.backlog_room(self.backlog_wait):
+                self.backlog_refusals += 1
+                raise LedgerBusy(BACKLOG_RETRY_AFTER)
         deadline: float | None = None
         spent, reserved = self._spent, self._reserved
         while True:
@@ -233,3 +244,16 @@ class EmbeddedLedger:
 
     def open_reservations(self) -> int:
         return len(self._grants) + len(self._orphans)
+
+    def write_stats(self) -> dict:
+        backlog = self.store.backlog()
+        return {
+            "backlog_bytes": backlog.bytes if backlog else 0,
+            "backlog_entries": backlog.entries if backlog else 0,
+            "backlog_age_seconds": round(backlog.age_seconds, 3) if backlog else 0.0,
+            "backlog_limit_bytes": backlog.limit.bytes if backlog else None,
+            "backlog_limit_seconds": backlog.limit.seconds if backlog else None,
+            "backlog_waits": self.backlog_waits,
+            "backlog_refusals": self.backlog_refusals,
+            "reservations_open": self.open_reservations(),
+        }

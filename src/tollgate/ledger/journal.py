@@ -22,7 +22,9 @@ import fcntl
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ log = logging.getLogger("tollgate.store")
 # constant load (never fully applied at one instant) can still be deleted piece by piece.
 ROTATE_BYTES = 8 << 20
 
-Entry = tuple[int, Any]  # (sequence number, the batch's rows)
+Entry = tuple[int, Any]  # (sequence number, the batch's rows: as the JSON journaled, or as Python values read back)
 
 
 def _private_open(path: Path, flags: int) -> int:
@@ -147,10 +149,10 @@ class Journal:
         self._fd = _private_open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         self._size = 0
 
-    def append(self, rows: Any) -> int:
-        """Write one batch; durable against a process crash when this returns. Its sequence number."""
+    def append(self, rows: bytes) -> int:
+        """Write one batch (its rows as JSON); durable against a process crash when this returns. Its sequence number."""
         seq = self.last_seq + 1
-        line = orjson.dumps((seq, rows)) + b"\n"
+        line = b"[%d,%b]\n" % (seq, rows)
         assert self._fd is not None, "the journal is not open"
         try:
             written = os.write(self._fd, line)
@@ -198,6 +200,29 @@ APPLY_AFTER_SECONDS = 0.02
 RETRY_AFTER_SECONDS = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class BacklogLimit:
+    """How far the journal may run ahead of the database before admissions wait (`[ledger]` config).
+
+    Past either bound new requests wait for the database thread to catch up, then are refused
+    with a 503 (ledger/embedded.py): the backlog, and the memory holding it, stay bounded however
+    long the load lasts, instead of growing until the load stops.
+    """
+
+    bytes: int = 32 << 20
+    seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is journaled and not yet in the database, for the metrics."""
+
+    bytes: int
+    entries: int
+    age_seconds: float  # of the oldest such entry; 0 when there is none
+    limit: BacklogLimit
+
+
 class JournaledWrites:
     """Journaled ledger writes: durable by one append now, in SQLite in bulk a moment later.
 
@@ -207,22 +232,60 @@ class JournaledWrites:
     records in one commit). One hand-off is in flight at a time, so batches reach
     SQLite in sequence order; a failed one is retried, and stays in the journal
     meanwhile. Reads of ledger data call `catch_up` first, so they see every
-    settled request.
+    settled request. What waits is held as the JSON journaled (a few hundred
+    bytes a request), counted against `limit`.
     """
 
-    def __init__(self, journal: Journal, apply: Callable[[list[Entry]], asyncio.Future]) -> None:
+    def __init__(self, journal: Journal, apply: Callable[[list[Entry]], asyncio.Future],
+                 limit: BacklogLimit | None = None) -> None:
         """`apply(entries)` queues their transaction on the database thread and returns its future."""
         self.journal = journal
+        self.limit = limit or BacklogLimit()
         self._apply = apply
         self._pending: list[Entry] = []
         self._applying: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._bytes = 0  # pending and being applied
+        self._entries = 0
+        self._since: float | None = None  # when the oldest entry not yet applied was journaled (monotonic)
+        self._progress = asyncio.Event()  # set (and replaced) whenever a hand-off is written
 
-    def append(self, rows: Any) -> None:
+    def append(self, rows: bytes) -> None:
         seq = self.journal.append(rows)
         self._pending.append((seq, rows))
+        self._bytes += len(rows)
+        self._entries += 1
+        if self._since is None:
+            self._since = time.monotonic()
         if self._timer is None and self._applying is None:
             self._timer = asyncio.get_running_loop().call_later(APPLY_AFTER_SECONDS, self._on_timer)
+
+    # -- the bound ---------------------------------------------------------------
+
+    def over_limit(self) -> bool:
+        """The backlog is past its bound (in bytes, or in the age of its oldest entry)."""
+        since = self._since
+        return since is not None and (self._bytes > self.limit.bytes or
+                                      time.monotonic() - since > self.limit.seconds)
+
+    async def wait_for_room(self, timeout: float) -> bool:
+        """Wait (at most `timeout` seconds) until the backlog is back within its bound; whether it is."""
+        deadline = time.monotonic() + timeout
+        while self.over_limit():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), left)
+            except asyncio.TimeoutError:
+                return not self.over_limit()
+        return True
+
+    def backlog(self) -> Backlog:
+        age = time.monotonic() - self._since if self._since is not None else 0.0
+        return Backlog(self._bytes, self._entries, age, self.limit)
+
+    # -- handing off ----------------------------------------------------------------
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -232,12 +295,13 @@ class JournaledWrites:
         if self._applying is not None or not self._pending:
             return
         entries, self._pending = self._pending, []
+        started = time.monotonic()
         # Resolved by `_done` after its bookkeeping, never before: a reader that finds it done
         # finds the state after it too (awaiting a done future does not yield to the loop).
         finished = self._applying = asyncio.get_running_loop().create_future()
-        self._apply(entries).add_done_callback(lambda future: self._done(entries, future, finished))
+        self._apply(entries).add_done_callback(lambda future: self._done(entries, started, future, finished))
 
-    def _done(self, entries: list[Entry], future: asyncio.Future, finished: asyncio.Future) -> None:
+    def _done(self, entries: list[Entry], started: float, future: asyncio.Future, finished: asyncio.Future) -> None:
         self._applying = None
         error = RuntimeError("the ledger write was cancelled") if future.cancelled() else future.exception()
         try:
@@ -247,6 +311,12 @@ class JournaledWrites:
                 delay = RETRY_AFTER_SECONDS
             else:
                 delay = APPLY_AFTER_SECONDS
+                self._bytes -= sum(len(rows) for _, rows in entries)
+                self._entries -= len(entries)
+                # The oldest entry left was journaled after this hand-off started at the earliest.
+                self._since = started if self._pending else None
+                self._progress.set()
+                self._progress = asyncio.Event()
                 self.journal.applied_through(entries[-1][0])  # (a failure here only leaves files to delete later)
             if self._pending and self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tollgate.ledger.batch import LedgerBatch, StoredReservation
+from tollgate.ledger.journal import Backlog
 
 
 class LedgerStore(Protocol):
@@ -23,6 +24,20 @@ class LedgerStore(Protocol):
 
         Called for a request alone in flight, whom a short blocking write delays no more than a hand-off.
         """
+
+    def backlog_full(self) -> bool:
+        """Writes made durable are further ahead of the database than their bound (ledger/journal.py)."""
+
+    async def backlog_room(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds for the backlog to be within its bound again; whether it is."""
+
+    def backlog(self) -> Backlog | None:
+        """The backlog now, for the metrics; None for a store that writes straight into its database."""
+
+    async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
+        """Delete up to `limit` raw usage records admitted before `before` (an hour boundary), going through the
+        accounts in id order from the first above `after`: (how many went, where to go on, None when done).
+        Their hourly aggregates and every spend counter stay (ledger/retention.py)."""
 
     async def read_spend(self, pool: str, window_start: int) -> int: ...
     async def load_reservations(self) -> list[StoredReservation]: ...

@@ -28,6 +28,8 @@ class BudgetLedger(Protocol):
         Raises BudgetExhausted when some pool cannot fit `minimum` even after the
         requests now in flight settle. While the only obstacle is other requests'
         reservations, waits (bounded) for them to settle instead of refusing.
+        Raises LedgerBusy when the ledger's writes are further behind than their bound
+        and do not catch up within a short wait (nothing is held then).
         """
 
     async def settle(self, grant: Grant, cost: int, record: UsageRecord) -> Settled:
@@ -49,3 +51,7 @@ class BudgetLedger(Protocol):
 
     def open_reservations(self) -> int:
         """Reservations held right now (in flight, or orphaned and not yet expired)."""
+
+    def write_stats(self) -> dict:
+        """The write path for the metrics: the backlog of writes not yet in the database and its bound,
+        admissions that waited for it and were refused, reservations open."""

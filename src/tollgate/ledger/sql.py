@@ -23,6 +23,8 @@ import sqlite3
 import time
 from typing import Any
 
+import orjson
+
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch
 from tollgate.ledger.journal import Entry
@@ -204,6 +206,61 @@ def _well_formed(rows: object) -> bool:
         isinstance(part, list) and all(isinstance(row, (list, tuple)) for row in part) for part in rows)
 
 
+# A whole hand-off in one statement per table: SQLite reads the rows out of the journal's own JSON
+# (json_each), so the database thread needs Python (and its GIL, which the busy event loop holds)
+# once per statement instead of once per row. Per row, Python's sqlite3 binds the parameters, then
+# lets go of the GIL for the step and waits to get it back: under load that wait was the ledger's
+# whole backlog. A row's JSON array has its values in the table's column order; a usage row
+# journaled by an older version is shorter, and `->>` past its end is null (its newer columns are
+# nullable). Usage and reservation rows go in in journal order (their ids say so).
+def _from(part: int) -> str:
+    return f"FROM json_each(?1) AS e, json_each(e.value, '$[{part}]') AS r"
+
+
+def _values(count: int) -> str:
+    return ", ".join(f"r.value ->> {i}" for i in range(count))
+
+
+_BULK = (
+    f"INSERT INTO usage_records ({', '.join(USAGE_FIELDS)}) SELECT {_values(len(USAGE_FIELDS))} {_from(0)}"
+    " ORDER BY e.key, r.key",
+    "INSERT INTO spend_counters (pool, window_start, spent)"
+    f" SELECT r.value ->> 0, r.value ->> 1, SUM(r.value ->> 2) {_from(1)} GROUP BY 1, 2"
+    " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
+    f"INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) SELECT {_values(5)} {_from(2)}"
+    " ORDER BY e.key, r.key",
+    f"DELETE FROM reservations WHERE id IN (SELECT r.value ->> 0 {_from(3)})",
+    f"INSERT INTO rejected_records (created_at, kind, reason, payload) SELECT {_values(4)} {_from(4)}",
+)
+_KINDS_OF_PART = (("usage_records", USAGE_KINDS), ("spend_counters", SPEND_KINDS),
+                  ("reservations", RESERVATION_KINDS), ("reservations_removed", REMOVED_KINDS))
+
+
+def journal_json(rows: Rows) -> bytes:
+    """A batch's rows as the journal and the bulk write hold them: JSON whose integers all fit SQLite's.
+
+    Integers past 2**53 are refused here (TypeError), so that a row holding one goes through
+    `ledger_rows(checked=True)`, which sets aside any past SQLite's 64 bits: SQLite's JSON would
+    read one as a float, silently. `checked` rows are written without that limit.
+    """
+    return orjson.dumps(rows, option=orjson.OPT_STRICT_INTEGER)
+
+
+def _checked_json(rows: object, seq: int) -> bytes:
+    """Rows from outside this process's writes (a replayed journal, an older version's): each row checked
+    as `ledger_rows(checked=True)` checks them, bad ones and a part that is no batch set aside."""
+    if not _well_formed(rows):
+        return orjson.dumps([[], [], [], [], [rejection("journal_entry", f"entry {seq} is not a ledger batch", rows)]])
+    rejected = list(rows[4]) if len(rows) > 4 else []  # type: ignore[index]
+    parts = [_sorted(kind, kinds, [tuple(r) for r in part], rejected)
+             for (kind, kinds), part in zip(_KINDS_OF_PART, _widened_parts(rows))]  # type: ignore[arg-type]
+    return orjson.dumps([*parts, rejected])
+
+
+def _widened_parts(rows: list) -> list:
+    return [_widened(rows[0]), *rows[1:4]]
+
+
 def _widened(usage_rows: list) -> list:
     """Usage rows journaled by an older version, before the record's last fields were added (each one
     nullable, at the end): padded with nulls, so that an upgrade replays its journal like any other."""
@@ -211,9 +268,39 @@ def _widened(usage_rows: list) -> list:
     return [row if len(row) >= width else [*row, *([None] * (width - len(row)))] for row in usage_rows]
 
 
+def _parsed(document: str) -> Rows:
+    """The batches of a bulk document merged into one batch of rows (for the row-by-row path)."""
+    merged: Rows = ([], [], [], [], [])
+    for rows in orjson.loads(document):
+        for into, part in zip(merged, [_widened(rows[0]), *rows[1:]]):
+            into.extend(tuple(r) for r in part)
+    return merged
+
+
+def _apply_document(c: sqlite3.Connection, document: str) -> None:
+    """Write the batches of `document` (a JSON array of journal rows) inside the caller's transaction:
+    one statement per table, or row by row when the database refuses a row for what it holds."""
+    c.execute("SAVEPOINT ledger_bulk")
+    try:
+        for sql in _BULK:
+            c.execute(sql, (document,))
+    except ROW_ERRORS:
+        c.execute("ROLLBACK TO ledger_bulk")
+        c.execute("RELEASE ledger_bulk")
+        apply_rows(c, _parsed(document))
+        return
+    except BaseException:
+        c.execute("ROLLBACK TO ledger_bulk")
+        c.execute("RELEASE ledger_bulk")
+        raise
+    c.execute("RELEASE ledger_bulk")
+
+
 def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool = False) -> int:
     """Journal entries the database does not have yet, in order; the sequence number applied last.
 
+    An entry's rows are the JSON its journal line holds (`journal_json`, this process's own
+    writes), or rows as Python values (a replayed journal, a test), checked row by row first.
     The number is stored in the same transaction as the rows, so an entry is never applied twice.
     The entries' rows go in as one statement per table (a reservation is always added in an
     earlier entry than the one that removes it, so adds-then-removes keeps their order).
@@ -222,7 +309,7 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool =
     """
     row = c.execute("SELECT value FROM meta WHERE key = 'ledger_seq'").fetchone()
     applied = start = int(row[0]) if row else 0
-    merged: Rows = ([], [], [], [], [])
+    documents: list[bytes] = []
     for seq, rows in entries:
         if seq <= applied:
             continue
@@ -233,16 +320,11 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool =
                                    f" holds from entry {applied + 1} on is then not in the ledger)")
             log.error("the ledger journal has no entries %d to %d (unreadable lines, set aside); "
                       "going on from entry %d", applied + 1, seq - 1, seq)
-        if _well_formed(rows):
-            merged[0].extend(_widened(rows[0]))
-            for into, part in zip(merged[1:], rows[1:]):
-                into.extend(part)
-        else:
-            merged[4].append(rejection("journal_entry", f"entry {seq} is not a ledger batch", rows))
+        documents.append(rows if type(rows) is bytes else _checked_json(rows, seq))
         applied = seq
     if applied == start:
         return applied  # nothing new: no write at all
-    apply_rows(c, merged)
+    _apply_document(c, (b"[" + b",".join(documents) + b"]").decode("utf-8"))
     c.execute("INSERT INTO meta (key, value) VALUES ('ledger_seq', ?)"
               " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(applied),))
     return applied

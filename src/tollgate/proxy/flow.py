@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import orjson
 
 from tollgate.domain.accounts import KeyContext
 from tollgate.domain.grants import Settled
+from tollgate.domain.pools import PoolState
 from tollgate.domain.pricing import cache_saving
 from tollgate.domain.refusals import (
     BudgetExhausted,
     RateLimited,
+    LedgerBusy,
     Refusal,
     RequestExceedsBudget,
     UpstreamBroke,
@@ -40,13 +43,21 @@ from tollgate.proxy.sse import EventStream, Reported, Usage, usage_from
 from tollgate.proxy.upstream.base import UpstreamError
 
 
+class SpendWatcher(Protocol):
+    """Told of every settlement and budget refusal (the alert webhooks, tollgate.alerts): O(1), never blocks."""
+
+    def settled(self, ctx: KeyContext, states: tuple[PoolState, ...]) -> None: ...
+    def exhausted(self, ctx: KeyContext, refusal: BudgetExhausted) -> None: ...
+
+
 class Flow:
     def __init__(self, admitter: Admitter, ledger: BudgetLedger, clock: Callable[[], float] = time.time,
-                 metrics: RouteMetrics | None = None) -> None:
+                 metrics: RouteMetrics | None = None, watch: SpendWatcher | None = None) -> None:
         self.admitter = admitter
         self.ledger = ledger
         self.clock = clock
         self.metrics = metrics
+        self.watch = watch
 
     # -- entry ----------------------------------------------------------------
 
@@ -57,7 +68,13 @@ class Flow:
         try:
             ex.admission = await self.admitter.admit(ctx, model, bound, self._output_cap(call, model), call.choices)
         except (BudgetExhausted, RateLimited, RequestExceedsBudget) as refusal:
+            if self.watch is not None and isinstance(refusal, BudgetExhausted):
+                self.watch.exhausted(ctx, refusal)
             await self._refuse(ex, sink, refusal, refusal.reason)
+            return
+        except LedgerBusy as refusal:
+            # Not recorded: a record would add to the very backlog that refused it (the ledger counts these).
+            await sink.refuse(ex, refusal)
             return
         try:
             ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id,
@@ -267,6 +284,8 @@ class Flow:
         if usage.cached_tokens is not None or usage.cache_write_tokens is not None:
             record.cache_saved = cache_saving(ex.model.config.price, parts)
         settled = await self.ledger.settle(grant, cost, record)
+        if self.watch is not None:
+            self.watch.settled(ex.ctx, settled.states)
         self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
         self._observe(ex.call, record)
         return settled

@@ -14,10 +14,12 @@ from tollgate.http.admin import AdminAPI
 from tollgate.http.cache_metrics import CacheMetrics
 from tollgate.http.anthropic import AnthropicAPI
 from tollgate.http.app import App
+from tollgate.http.ledger_metrics import LedgerMetricsAPI
 from tollgate.http.manage import ManagementAPI
 from tollgate.http.openai import DataPlane, OpenAIAPI
 from tollgate.http.request import Router
 from tollgate.http.responses import ResponsesAPI
+from tollgate.http.webhooks import WebhooksAPI
 from tollgate.serve.services import Services, open_services
 from tollgate.serve.setup import operator_token, save_admin_hash
 
@@ -34,9 +36,12 @@ def mount(router: Router, services: Services, admin: AdminAuth) -> None:
     ResponsesAPI(plane).mount(router)
     ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
                   overhead=overhead_report(config.models)).mount(router)
+    if services.alerts is not None:
+        WebhooksAPI(services.alerts, ManagementAuth(store), max_body).mount(router)
     caches = CacheMetrics(auth, services.admitter)
     AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
              services.metrics, caches).mount(router)
+    LedgerMetricsAPI(admin, services.ledger).mount(router)
 
 
 def settle_garbage_collector() -> None:

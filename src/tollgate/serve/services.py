@@ -9,8 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tollgate.accounts.service import AccountService
+from tollgate.alerts.service import Alerts
 from tollgate.config.schema import Config
+from tollgate.domain.windows import DAY
 from tollgate.ledger.embedded import EmbeddedLedger
+from tollgate.ledger.retention import Retention
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.ledger.ratelimit import RateLimiter
 from tollgate.ledger.writer import LedgerWriter
@@ -45,10 +48,13 @@ class Services:
     metrics: RouteMetrics
     clock: Callable[[], float] = time.time
     tasks: list[asyncio.Task] = field(default_factory=list)
+    alerts: Alerts | None = None  # the account webhooks (`[alerts] enabled`)
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.alerts is not None:
+            await self.alerts.close()
         await self.ledger.close()
         for upstream in self.upstreams.values():
             await upstream.close()
@@ -60,7 +66,7 @@ async def open_services(config: Config, clock: Callable[[], float] = time.time) 
     writer = LedgerWriter(store)
     ledger = EmbeddedLedger(
         store, writer, reservation_ttl=config.server.reservation_ttl,
-        admission_wait=config.server.admission_wait, clock=clock,
+        admission_wait=config.server.admission_wait, backlog_wait=config.ledger.backlog_wait, clock=clock,
     )
     await ledger.start()
     upstreams = {u.name: build_upstream(u) for u in config.upstreams}
@@ -71,13 +77,20 @@ async def open_services(config: Config, clock: Callable[[], float] = time.time) 
     router: AutoRouter | None = build_auto_router(config, registry, ledger, metrics)
     limiter = RateLimiter()
     admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS, capacity=config.server.key_cache)
+    alerts = Alerts(store, ledger, config.alerts, clock) if config.alerts.enabled else None
     services = Services(
         config=config, store=store, writer=writer, ledger=ledger, limiter=limiter,
         accounts=AccountService(store, clock), upstreams=upstreams, registry=registry,
-        resolver=ModelResolver(registry, router), admitter=admitter, flow=Flow(admitter, ledger, clock, metrics),
-        metrics=metrics, clock=clock,
+        resolver=ModelResolver(registry, router), admitter=admitter,
+        flow=Flow(admitter, ledger, clock, metrics, watch=alerts), metrics=metrics, clock=clock, alerts=alerts,
     )
+    if alerts is not None:
+        await alerts.start()
     services.tasks.append(asyncio.get_running_loop().create_task(_expire_forever(ledger)))
+    keep = config.ledger.usage_retention_days * DAY
+    if keep:
+        retention = Retention(store, keep, config.ledger.prune_batch, config.ledger.prune_every, clock)
+        services.tasks.append(asyncio.get_running_loop().create_task(retention.run_forever()))
     return services
 
 

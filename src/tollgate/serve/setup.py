@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from tollgate.config.schema import Config
 from tollgate.domain.secrets import ADMIN_PREFIX, hash_operator_token, is_legacy_token_hash
+from tollgate.ledger.journal import BacklogLimit
 from tollgate.store import Store, open_store
 
 log = logging.getLogger("tollgate.serve")
@@ -21,7 +22,8 @@ LEGACY_ADMIN_HASH_KEY = "admin_token_sha256"
 
 async def open_configured_store(config: Config) -> Store:
     """The store, migrated, with the config's plans written in (config wins for its own slugs)."""
-    store = open_store(config.server.database)
+    ledger = config.ledger
+    store = open_store(config.server.database, BacklogLimit(ledger.backlog_mb << 20, ledger.backlog_seconds))
     await store.open()
     for plan in config.plans:
         await store.upsert_plan(replace(plan, source="config"))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
-from tollgate.domain.spend import SpendSummary
+from tollgate.domain.accounts import Account, ApiKey, CreditGrant, KeyContext, ManagementKey, Plan, Subscription
+from tollgate.domain.alerts import AlertDelivery, AlertEvent, Webhook
+from tollgate.domain.spend import Spend, SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.persistence import LedgerStore
+from tollgate.store.usage_by_end_user import EndUserSpend
 
 
 class UnknownCursor(LookupError):
@@ -83,6 +85,40 @@ class Store(LedgerStore, Protocol):
     async def create_api_keys(self, keys: Sequence[tuple[ApiKey, str]]) -> None:
         """Many (key, hash) pairs in one transaction: an import, or a benchmark's million keys."""
 
+    # -- the account lifecycle (store/sqlite_lifecycle.py): each check-and-change is atomic --
+
+    async def insert_plan(self, plan: Plan) -> bool:
+        """Add a plan; False (nothing written) when its slug exists already."""
+    async def update_plan(self, slug: str, changes: Mapping[str, Any], source: str) -> Plan | None:
+        """Set only `changes` (Plan field names) of plan `slug` if its source is `source`; the plan now, or None."""
+    async def set_plan_retired(self, slug: str, at: int | None) -> Plan | None:
+        """Retire the plan at `at` (an earlier retirement kept), or with None un-retire it; None: no such plan."""
+    async def modify_subscription(self, subscription_id: str,
+                                  change: Callable[[Subscription], Subscription]) -> Subscription | None:
+        """Write `change(the subscription)` in the transaction that read it; None: no such subscription.
+        A refusal raised by `change` writes nothing. `change` must be quick and pure."""
+    async def rotate_api_key(self, key_id: str, new_hash: str, new_prefix: str, at: int,
+                             previous_valid_until: int | None) -> bool:
+        """A new secret for an active key; the old one found by its hash until `previous_valid_until` (None: never
+        again). False when there is no such active key."""
+    async def update_api_key(self, key_id: str, changes: Mapping[str, Any]) -> ApiKey | None:
+        """Set only `changes` (name, end_user, metadata); the key now, or None."""
+    async def list_end_user_keys(self, account_id: str, end_user: str, after: str | None = None,
+                                 limit: int | None = None) -> list[ApiKey]:
+        """The account's keys labelled `end_user`, paged as `list_api_keys`."""
+    async def revoke_management_key_of(self, account_id: str, key_id: str, at: int, keep_one: bool) -> bool:
+        """Revoke the account's active management key; with `keep_one` only while another stays active. False:
+        nothing revoked."""
+    async def list_credit_grants(self, account_id: str, after: int | None = None,
+                                 limit: int | None = None) -> list[CreditGrant]:
+        """The account's credit grants oldest first; with `after` (a grant id) those after it."""
+    async def usage_by_end_user(self, account_id: str, since: float | None, until: float | None,
+                                end_user: str | None = None) -> list[EndUserSpend]:
+        """Per end-user label of the account's keys (only `end_user`'s when given): keys and spend in the range."""
+    async def end_user_summary(self, account_id: str, end_user: str, since: float | None,
+                               until: float | None) -> SpendSummary:
+        """`usage_summary(..., per_key=True)` over only the account's keys labelled `end_user`."""
+
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
         """(request text, category, model) of up to `count` random routed requests since `since` (opt-in text)."""
 
@@ -99,4 +135,44 @@ class Store(LedgerStore, Protocol):
         """The spend of the account's (or one key's) records in [since, until): a total, and grouped by budget
         window of length `window` (None: one "credits" period), UTC day, ISO week and month, summed by the
         database (`tollgate.domain.spend.summarize` names the periods). Equal to `spend_report` of the records.
-        With `per_key`, also every key of the account with its spend (`by_key`), from the same snapshot."""
+        With `per_key`, also every key of the account with its spend (`by_key`), from the same snapshot.
+        History before the prune horizon comes from the hourly aggregates (store/usage_sums.py)."""
+
+    async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
+        """The spend of the account's (or one key's) requests from `since` to now, from the hourly aggregates
+        for whole hours: the cheap total that `/v1/usage` asks on every call."""
+
+    async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
+        """Delete up to `limit` raw usage records admitted before `before` (an hour boundary), going through the
+        accounts in id order from the first above `after`: (how many went, where to go on, None when done).
+        Their hourly aggregates and every spend counter stay (ledger/retention.py)."""
+
+    async def usage_records_page(self, after_id: int, before: float | None,
+                                 limit: int) -> list[tuple[int, UsageRecord]]:
+        """Up to `limit` raw records of every account after the record id `after_id`, in id order, admitted
+        before `before` (all when None), with their ids: what `tollgate usage export` writes."""
+
+    # -- alert webhooks and their outbox (docs/alerts.md) --
+
+    async def get_webhook(self, account_id: str) -> Webhook | None: ...
+    async def list_webhooks(self) -> list[Webhook]: ...
+    async def put_webhook(self, webhook: Webhook) -> None:
+        """Create or replace the account's webhook (its `created_at` is kept when it had one)."""
+    async def delete_webhook(self, account_id: str, at: float) -> bool:
+        """Remove it; deliveries still pending are given up on. False when there was none."""
+    async def enqueue_alerts(self, events: Sequence[AlertEvent]) -> list[str]:
+        """Store the events whose event id is new, due at once; the ids of those stored."""
+    async def due_alerts(self, now: float, limit: int) -> list[AlertDelivery]:
+        """Pending deliveries due by `now`, the most overdue first."""
+    async def record_alert_attempt(self, delivery_id: int, attempts: int, next_attempt_at: float | None,
+                                   delivered_at: float | None, failed_at: float | None, status: int | None,
+                                   error: str | None) -> None:
+        """What an attempt gave (a row no longer pending is left as it is)."""
+    async def recent_alerts(self, account_id: str, limit: int) -> list[AlertDelivery]:
+        """The account's newest deliveries first."""
+    async def pending_alerts(self, account_id: str) -> int: ...
+    async def subscriptions_near_end(self, since: float, now: float) -> list[Subscription]:
+        """Subscriptions of accounts with a webhook that ended after `since` or end within its notice of `now`."""
+    async def prune_alerts(self, finished_before: float, now: float) -> int:
+        """Forget finished deliveries made before `finished_before` whose event cannot be detected again
+        (a bounded batch); how many."""

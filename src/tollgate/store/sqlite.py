@@ -18,13 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
+
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
-from tollgate.domain.spend import SpendSummary
+from tollgate.domain.alerts import AlertDelivery, AlertEvent, Webhook
+from tollgate.domain.spend import Spend, SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, StoredReservation
-from tollgate.ledger.journal import Entry, Journal, JournalBusy, JournaledWrites
-from tollgate.ledger.sql import apply_entries, apply_rows, ledger_rows, rejection, set_aside
-from tollgate.store import usage_sums
+from tollgate.ledger.journal import Backlog, BacklogLimit, Entry, Journal, JournalBusy, JournaledWrites
+from tollgate.ledger.sql import apply_entries, apply_rows, journal_json, ledger_rows, rejection, set_aside
+from tollgate.store import alert_rows, usage_sums
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
 from tollgate.store.account_rows import key_context, key_contexts, subscription_of
 from tollgate.store.base import Changes
@@ -33,6 +36,7 @@ from tollgate.store.change_log import changes_since
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
+from tollgate.store.sqlite_lifecycle import SQLiteLifecycle
 from tollgate.store.worker import DatabaseThread
 
 T = TypeVar("T")
@@ -46,9 +50,10 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore:
-    def __init__(self, url: str) -> None:
+class SQLiteStore(SQLiteLifecycle):
+    def __init__(self, url: str, backlog: BacklogLimit | None = None) -> None:
         self.path = sqlite_path(url)
+        self._backlog_limit = backlog or BacklogLimit()
         self._thread = DatabaseThread("tollgate-sqlite")
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -141,7 +146,7 @@ class SQLiteStore:
             await asyncio.sleep(0.05)
         applied = await self._run(self._tx(self._replay_journal))
         self._journal.start(after_seq=applied)
-        self._journaled = JournaledWrites(self._journal, self._apply_later)
+        self._journaled = JournaledWrites(self._journal, self._apply_later, self._backlog_limit)
 
     def _replay_journal(self, conn: sqlite3.Connection) -> int:
         """Write in what the journal holds beyond the database; the last sequence number applied.
@@ -212,9 +217,10 @@ class SQLiteStore:
     async def upsert_plan(self, plan: Plan) -> None:
         models = json.dumps(list(plan.models)) if plan.models is not None else None
         values = (plan.slug, plan.name, plan.price_monthly, plan.period_days, plan.window,
-                  plan.budget_per_window, plan.rpm, plan.tpm, models, plan.source)
+                  plan.budget_per_window, plan.rpm, plan.tpm, models, plan.source, plan.retired_at)
+        # An existing plan keeps its retirement (set only by `set_plan_retired`), config plans across restarts too.
         await self._change(lambda c: c.execute(
-            f"INSERT INTO plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
+            f"INSERT INTO plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO UPDATE SET"
             " name=excluded.name, price_monthly=excluded.price_monthly, period_days=excluded.period_days,"
             " window_seconds=excluded.window_seconds, budget_per_window=excluded.budget_per_window,"
             " rpm=excluded.rpm, tpm=excluded.tpm, models=excluded.models, source=excluded.source"
@@ -346,9 +352,10 @@ class SQLiteStore:
     def _journal_append(self, batch: LedgerBatch) -> None:
         assert self._journaled is not None
         try:
-            self._journaled.append(ledger_rows(batch))
+            rows = journal_json(ledger_rows(batch))
         except TypeError:  # a value its JSON cannot hold: the rows checked one by one, the bad ones set aside
-            self._journaled.append(ledger_rows(batch, checked=True))
+            rows = orjson.dumps(ledger_rows(batch, checked=True))
+        self._journaled.append(rows)
 
     async def write_ledger(self, batch: LedgerBatch) -> None:
         if self._journaled is not None:
@@ -370,6 +377,15 @@ class SQLiteStore:
         finally:
             self._conn_lock.release()
         return True
+
+    def backlog_full(self) -> bool:
+        return self._journaled is not None and self._journaled.over_limit()
+
+    async def backlog_room(self, timeout: float) -> bool:
+        return self._journaled is None or await self._journaled.wait_for_room(timeout)
+
+    def backlog(self) -> Backlog | None:
+        return self._journaled.backlog() if self._journaled is not None else None
 
     async def read_spend(self, pool: str, window_start: int) -> int:
         row = await self._ledger_read(lambda c: c.execute(
@@ -398,3 +414,51 @@ class SQLiteStore:
     ) -> SpendSummary:
         return await self._ledger_read(
             lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key))
+
+    async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
+        return await self._ledger_read(lambda c: usage_sums.usage_total(c, account_id, key_id, since))
+
+    async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
+        return await self._ledger_read(self._tx(lambda c: usage_sums.prune_usage(c, before, limit, after)))
+
+    async def usage_records_page(self, after_id: int, before: float | None,
+                                 limit: int) -> list[tuple[int, UsageRecord]]:
+        return await self._ledger_read(lambda c: usage_sums.records_page(c, after_id, before, limit))
+
+    # -- alert webhooks and their outbox (store/alert_rows.py, docs/alerts.md) --
+
+    async def get_webhook(self, account_id: str) -> Webhook | None:
+        return await self._run(lambda c: alert_rows.get_webhook(c, account_id))
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return await self._run(alert_rows.list_webhooks)
+
+    async def put_webhook(self, webhook: Webhook) -> None:
+        await self._run(lambda c: alert_rows.put_webhook(c, webhook))
+
+    async def delete_webhook(self, account_id: str, at: float) -> bool:
+        return await self._run(self._tx(lambda c: alert_rows.delete_webhook(c, account_id, at)))
+
+    async def enqueue_alerts(self, events: Sequence[AlertEvent]) -> list[str]:
+        return await self._run(self._tx(lambda c: alert_rows.enqueue(c, events)))
+
+    async def due_alerts(self, now: float, limit: int) -> list[AlertDelivery]:
+        return await self._run(lambda c: alert_rows.due(c, now, limit))
+
+    async def record_alert_attempt(self, delivery_id: int, attempts: int, next_attempt_at: float | None,
+                                   delivered_at: float | None, failed_at: float | None, status: int | None,
+                                   error: str | None) -> None:
+        await self._run(lambda c: alert_rows.record_attempt(c, delivery_id, attempts, next_attempt_at, delivered_at,
+                                                            failed_at, status, error))
+
+    async def recent_alerts(self, account_id: str, limit: int) -> list[AlertDelivery]:
+        return await self._run(lambda c: alert_rows.recent(c, account_id, limit))
+
+    async def pending_alerts(self, account_id: str) -> int:
+        return await self._run(lambda c: alert_rows.pending_count(c, account_id))
+
+    async def subscriptions_near_end(self, since: float, now: float) -> list[Subscription]:
+        return await self._run(lambda c: alert_rows.subscriptions_near_end(c, since, now))
+
+    async def prune_alerts(self, finished_before: float, now: float) -> int:
+        return await self._run(lambda c: alert_rows.prune(c, finished_before, now))

@@ -1,0 +1,27 @@
+"""The ledger's write path as the operator sees it (`/admin/metrics/ledger`).
+
+Whether the database keeps up shows here: under a load it sustains, the backlog stays near a
+few hand-offs (tens of milliseconds) and `backlog_waits` stays at zero; past it, waits and then
+503 refusals count up while the backlog holds at its bound (`[ledger] backlog_*`).
+"""
+
+from __future__ import annotations
+
+from tollgate.accounts.auth import AdminAuth
+from tollgate.http.errors import ENVELOPE_SHAPE
+from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.ledger.protocol import BudgetLedger
+
+
+class LedgerMetricsAPI:
+    def __init__(self, auth: AdminAuth, ledger: BudgetLedger) -> None:
+        self.auth = auth
+        self.ledger = ledger
+
+    def mount(self, router: Router) -> None:
+        router.error_shape("/admin/", ENVELOPE_SHAPE)
+        router.add("GET", "/admin/metrics/ledger", self.ledger_metrics)
+
+    async def ledger_metrics(self, request: Request, send: Send) -> None:
+        await self.auth.check(request.bearer(), request.client_address)
+        await send_json(send, 200, {"success": True, "data": self.ledger.write_stats()})
