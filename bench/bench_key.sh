@@ -14,7 +14,7 @@ post() {  # post URL AUTH BODY
 }
 ACCOUNT=$(post "$GW_BASE_URL/admin/accounts" "$TOKEN" '{"name": "bench"}')
 ACCOUNT_ID=$(printf '%s' "$ACCOUNT" | json '["data"]["id"]')
-MK=$(printf '%s' "$ACCOUNT" | json '["data"]["management_key"]')
+MK=$(printf '%s' "$ACCOUNT" | json '["data"]["managementKey"]')
 SUB_ID=$(post "$GW_BASE_URL/admin/accounts/$ACCOUNT_ID/subscriptions" "$TOKEN" '{"plan": "bench"}' | json '["data"]["id"]')
 KEY=$(post "$GW_BASE_URL/api/keys/subscription" "$MK" \
   "{\"name\": \"bench\", \"subscriptionId\": \"$SUB_ID\", \"budget\": {\"limit\": 100000, \"window\": \"1d\"}}" \

@@ -9,7 +9,8 @@ statement per table: Python is needed once per statement. The process is pinned 
 as bench/gateway.sh runs the gateway (its event loop and database thread share a core). Same
 rows, same schema (the hourly-aggregate trigger included), same run:
 
-    .venv/bin/python bench/ledger_apply.py            # about 30 s
+    .venv/bin/python bench/ledger_apply.py 10               # about 30 s
+    .venv/bin/python bench/ledger_apply.py 10 --two-cores   # the threads not pinned: the GIL convoy
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ def run(bulk: bool, busy_loop: bool, handoffs: int) -> float:
 
 
 def main() -> None:
-    os.sched_setaffinity(0, {0})
     handoffs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    one_core = "--two-cores" not in sys.argv
+    if one_core:
+        os.sched_setaffinity(0, {0})
+    print("one core (as bench/gateway.sh pins the gateway)" if one_core else "threads free to use both cores")
     rows = [("bulk (one statement per table)", True), ("executemany (one step per row)", False)]
     figures = {}
     print(f"{handoffs} hand-offs of {ENTRIES_PER_HANDOFF} x {RECORDS_PER_ENTRY} records each")

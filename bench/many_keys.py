@@ -49,9 +49,10 @@ def log(text: str) -> None:
     print(f"[many-keys] {text}", file=sys.stderr, flush=True)
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of the process from /proc (VmRSS: resident; RssAnon: its anonymous part), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -265,7 +266,7 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> None
         if ratio is not None and "churn" in r["phase"]:
             ratios.append(ratio)
             capacity_ratios.append(capacity)
-        c = r["caches"]["key_contexts"]
+        c = r["caches"]["keyContexts"]
         lines.append(f"| {r['phase']} | {r['rps']:,} | {f'{ratio:.2f}' if ratio else '-'} | {r['gw_core_busy']:.2f} | "
                      f"{r['cpu_ms_per_req']:.3f} | {per_core:,.0f} | {f'{capacity:.2f}' if capacity else '-'} | "
                      f"{r['p50_ms'] - direct['p50_ms']:.3f} | {r['p99_ms']:.2f} | {r['rss_mb']:.0f} | "

@@ -72,7 +72,7 @@ class OpenAIRig:
         return self.gateway.key(plan=plan)
 
     def total(self, key: dict) -> dict:
-        """The key's spend report total (`spent_nanos`, `requests`: every request, refused ones too)."""
+        """The key's spend report total (`spentNanos`, `requests`: every request, refused ones too)."""
         r = self.gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"])
         assert r.status_code == 200, r.text
         return r.json()["data"]["total"]
@@ -102,9 +102,9 @@ class OpenAIRig:
         assert len(reported) == turns
         assert self.requests_settle(key, turns) == turns  # records land a few ms after the answer
         total = self.total(key)
-        assert (total["input_tokens"], total["output_tokens"]) == (
+        assert (total["inputTokens"], total["outputTokens"]) == (
             sum(u["prompt_tokens"] for u in reported), sum(u["completion_tokens"] for u in reported))
-        assert total["spent_nanos"] == self.bill_of(reported) > 0
+        assert total["spentNanos"] == self.bill_of(reported) > 0
 
     def check_stopped_at_once(self, key: dict, before: int) -> None:
         """A client refused for a spent budget sent one request: no retry (so no sleep between retries

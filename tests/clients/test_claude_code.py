@@ -44,8 +44,8 @@ def test_a_tool_turn_billed_exactly(claude_code, claude_gateway, fake_upstream, 
     total = claude_gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
     prompt = sum(u["prompt_tokens"] for u in reported)
     completion = sum(u["completion_tokens"] for u in reported)
-    assert (total["requests"], total["input_tokens"], total["output_tokens"]) == (len(messages), prompt, completion)
-    assert total["spent_nanos"] == prompt * 1000 + completion * 2000
+    assert (total["requests"], total["inputTokens"], total["outputTokens"]) == (len(messages), prompt, completion)
+    assert total["spentNanos"] == prompt * 1000 + completion * 2000
     # What Claude Code was told it used (its turns added up) is what was billed.
     assert (result["usage"]["input_tokens"], result["usage"]["output_tokens"]) == (prompt, completion)
     assert result["modelUsage"][ALIAS]["contextWindow"] == 200_000  # the alias is a model it knows

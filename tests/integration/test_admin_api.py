@@ -10,47 +10,48 @@ def test_account_subscription_credits_lifecycle(gateway):
     data = r.json()
     assert data["success"] is True
     account = data["data"]
-    assert account["management_key"].startswith("mk_")
+    assert account["managementKey"].startswith("mk_")
     assert account["name"] == "acme"
 
     listed = gateway.admin("GET", "/admin/accounts").json()["data"]
     assert [a["id"] for a in listed] == [account["id"]]
-    assert "management_key" not in listed[0]
+    assert "managementKey" not in listed[0]
 
-    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/subscriptions", {"plan": "standard", "period_days": 7})
+    r = gateway.admin("POST", f"/admin/accounts/{account['id']}/subscriptions", {"plan": "standard", "periodDays": 7})
     assert r.status_code == 201
     sub = r.json()["data"]
-    assert (sub["plan"], sub["status"], sub["cancel_at_period_end"]) == ("standard", "active", False)
+    assert (sub["plan"], sub["status"], sub["cancelAtPeriodEnd"]) == ("standard", "active", False)
 
     r = gateway.admin("POST", f"/admin/accounts/{account['id']}/credits", {"amount": "12.50"})
     assert r.status_code == 200
-    assert r.json()["data"]["credit_balance"] == 12.5
+    assert (r.json()["data"]["creditBalance"], r.json()["data"]["creditBalanceNanos"]) == ("12.50", 12_500_000_000)
     r = gateway.admin("POST", f"/admin/accounts/{account['id']}/credits", {"amount": 0.25})
-    assert r.json()["data"]["credit_balance"] == 12.75
+    assert r.json()["data"]["creditBalance"] == "12.75"
 
     r = gateway.admin("POST", f"/admin/subscriptions/{sub['id']}/cancel")
     assert r.json()["data"]["status"] == "canceled"
-    assert r.json()["data"]["cancel_at_period_end"] is True
+    assert r.json()["data"]["cancelAtPeriodEnd"] is True
     r = gateway.admin("POST", f"/admin/subscriptions/{sub['id']}/expire")
     assert r.json()["data"]["status"] == "expired"
 
     shown = gateway.admin("GET", f"/admin/accounts/{account['id']}").json()["data"]
     assert [s["status"] for s in shown["subscriptions"]] == ["expired"]
-    assert len(shown["management_keys"]) == 1
+    assert len(shown["managementKeys"]) == 1
 
     r = gateway.admin("POST", f"/admin/accounts/{account['id']}/management-keys", {"name": "ci"})
     assert r.status_code == 201
-    assert r.json()["data"]["management_key"].startswith("mk_")
+    assert r.json()["data"]["managementKey"].startswith("mk_")
 
 
 def test_operator_can_add_plans_but_not_override_config_plans(gateway):
-    r = gateway.admin("POST", "/admin/plans", {"slug": "mini", "budget_per_window": "0.05", "window": "1h", "rpm": 10})
+    r = gateway.admin("POST", "/admin/plans", {"slug": "mini", "budgetPerWindow": "0.05", "window": "1h", "rpm": 10})
     assert r.status_code == 201, r.text
     plan = r.json()["data"]
-    assert (plan["window"], plan["budget_per_window"], plan["rpm"]) == ("1h", 0.05, 10)
+    assert (plan["window"], plan["budgetPerWindow"], plan["budgetPerWindowNanos"], plan["rpm"]) == \
+        ("1h", "0.05", 50_000_000, 10)
     slugs = [p["slug"] for p in gateway.admin("GET", "/admin/plans").json()["data"]]
     assert {"standard", "pro", "tiny", "mini"} <= set(slugs)
-    r = gateway.admin("POST", "/admin/plans", {"slug": "standard", "budget_per_window": 1})
+    r = gateway.admin("POST", "/admin/plans", {"slug": "standard", "budgetPerWindow": 1})
     assert r.status_code == 409
     assert r.json()["success"] is False
 
@@ -62,8 +63,8 @@ def test_operator_can_add_plans_but_not_override_config_plans(gateway):
         ("POST", "/admin/accounts", {"name": 42}, 400, "name"),
         ("POST", "/admin/accounts", None, 400, "empty"),
         ("POST", "/admin/accounts/acct_nope/subscriptions", {"plan": "standard"}, 404, "account"),
-        ("POST", "/admin/plans", {"slug": "x", "budget_per_window": "lots"}, 400, "budget_per_window"),
-        ("POST", "/admin/plans", {"slug": "x", "budget_per_window": 1, "window": "forever"}, 400, "window"),
+        ("POST", "/admin/plans", {"slug": "x", "budgetPerWindow": "lots"}, 400, "budgetPerWindow"),
+        ("POST", "/admin/plans", {"slug": "x", "budgetPerWindow": 1, "window": "forever"}, 400, "window"),
         ("DELETE", "/admin/accounts", None, 405, "not allowed"),
         ("GET", "/admin/nothing-here", None, 404, "no endpoint"),
     ],
@@ -83,8 +84,8 @@ def test_subscription_grant_checks_its_input(gateway):
         ({"plan": "gold"}, 404, "plan"),
         ({}, 400, "plan"),
         ({"plan": 3}, 400, "plan"),
-        ({"plan": "standard", "period_days": "thirty"}, 400, "period_days"),
-        ({"plan": "standard", "period_days": 0}, 400, "period_days"),
+        ({"plan": "standard", "periodDays": "thirty"}, 400, "periodDays"),
+        ({"plan": "standard", "periodDays": 0}, 400, "periodDays"),
     ]
     for body, status, fragment in cases:
         r = gateway.admin("POST", f"/admin/accounts/{account_id}/subscriptions", body)
@@ -118,7 +119,7 @@ def test_malformed_json_and_oversized_bodies_are_4xx(gateway):
 def test_account_pages_walk_every_account_exactly_once(gateway):
     made = [gateway.account(f"acme-{n}")[0] for n in range(11)]
     everything = gateway.admin("GET", "/admin/accounts").json()
-    assert (everything["has_more"], everything["next_cursor"]) == (False, None)
+    assert (everything["hasMore"], everything["nextCursor"]) == (False, None)
     assert sorted(a["id"] for a in everything["data"]) == sorted(made)
     for limit in (1, 3, 11):
         seen, cursor = [], None
@@ -126,10 +127,10 @@ def test_account_pages_walk_every_account_exactly_once(gateway):
             page = gateway.admin("GET", f"/admin/accounts?limit={limit}" + (f"&after={cursor}" if cursor else "")).json()
             assert page["success"] is True and 0 < len(page["data"]) <= limit
             seen += [a["id"] for a in page["data"]]
-            if not page["has_more"]:
-                assert page["next_cursor"] is None
+            if not page["hasMore"]:
+                assert page["nextCursor"] is None
                 break
-            cursor = page["next_cursor"]
+            cursor = page["nextCursor"]
             assert cursor == page["data"][-1]["id"]
         assert seen == [a["id"] for a in everything["data"]], limit
     for query, param in (("limit=0", "limit"), ("limit=1001", "limit"), ("limit=many", "limit"),

@@ -148,7 +148,7 @@ def test_a_receiver_that_is_down_gets_the_event_once_it_is_back(gw):
 def test_subscriptions_expiring_and_expired_are_announced(gw, receiver):
     account_id, mk = gw.account("expiry")
     receiver.secret = set_webhook(gw, mk, receiver.url)
-    sub = gw.subscribe(account_id, "tiny", period_days=1)  # inside the default 3-day notice
+    sub = gw.subscribe(account_id, "tiny", periodDays=1)  # inside the default 3-day notice
     wait_until(lambda: [x for x in receiver.events("subscription.expiring") if x.event["data"]["subscriptionId"] == sub],
                "subscription.expiring")
     r = gw.admin("POST", f"/admin/subscriptions/{sub}/expire")
@@ -183,14 +183,16 @@ def test_the_management_api_is_scoped_checked_and_never_shows_the_secret_again(g
     created = r.json()["data"]
     secret = created["secret"]
     assert secret.startswith("whsec_") and created["secretPrefix"] == secret[:10] + "…"
-    assert (created["thresholds"], created["creditsLow"], created["creditsLowNanos"]) == ([50, 90], 1, 1_000_000_000)
+    assert (created["thresholds"], created["creditsLow"], created["creditsLowNanos"]) == \
+        ([50, 90], "1.00", 1_000_000_000)
     assert (created["expiringNotice"], created["expiringNoticeSeconds"]) == ("3d", 259200)
     shown = gw.manage("GET", "/api/webhook", mk)
     assert shown.status_code == 200 and secret not in shown.text and "secret" not in shown.json()["data"]
     r = gw.manage("PUT", "/api/webhook", mk, {"creditsLow": "0.50", "expiringNotice": "2d"})
     assert r.status_code == 200 and "secret" not in r.json()["data"]
     changed = r.json()["data"]
-    assert (changed["url"], changed["creditsLowNanos"], changed["expiringNotice"]) == (receiver.url, 500_000_000, "2d")
+    assert (changed["url"], changed["creditsLow"], changed["creditsLowNanos"], changed["expiringNotice"]) == \
+        (receiver.url, "0.50", 500_000_000, "2d")
 
     # Another account sees and touches none of it.
     assert gw.manage("GET", "/api/webhook", other).status_code == 404

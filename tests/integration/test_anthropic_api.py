@@ -21,7 +21,7 @@ def test_messages_text_usage_and_cost(gateway):
     assert message.stop_reason == "end_turn"
     # system (3 words + 4) + user (3 words + 4) + 3
     assert (message.usage.input_tokens, message.usage.output_tokens) == (17, 3)
-    spent = gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]["spent_nanos"]
+    spent = gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]["spentNanos"]
     assert spent == 17 * 1000 + 3 * 2000
 
 

@@ -70,7 +70,7 @@ def test_sigkill_mid_load_loses_no_settled_spend_and_locks_nothing(tmp_path, ups
         records = gw.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
         # Everything a client saw finish (with its cost) is in the ledger after the restart.
         assert records["requests"] >= len(done)
-        assert usage["budget"]["spent_nanos"] == records["spent_nanos"] >= sum(done)
+        assert usage["budget"]["spent_nanos"] == records["spentNanos"] >= sum(done)
         # Reservations of requests cut by the crash are held until the TTL (their spend is unknown)...
         assert usage["budget"]["reserved"] > 0
         # ...then freed.

@@ -209,12 +209,12 @@ def test_usage_apis_agree_with_the_ledger_to_the_nano(metered):
     pool = usage(gw, key["sk"])["budget"]["spent_nanos"]
     account = gw.manage("GET", "/api/usage", mk).json()["data"]
     per_key = {k["keyId"]: k["spentNanos"] for k in account["keys"]}
-    assert pool == costs == account["total"]["spent_nanos"] == sum(per_key.values())
-    assert account["subscriptions"][0]["budget"]["spent_nanos"] == pool
+    assert pool == costs == account["total"]["spentNanos"] == sum(per_key.values())
+    assert account["subscriptions"][0]["budget"]["spentNanos"] == pool
     by_key = gw.manage("GET", f"/api/usage/{key['key_id']}", mk).json()["data"]
-    assert by_key["total"]["spent_nanos"] == per_key[key["key_id"]]
+    assert by_key["total"]["spentNanos"] == per_key[key["key_id"]]
     for grouping in ("byWindow", "byDay", "byWeek", "byMonth"):
-        assert sum(g["spent_nanos"] for g in by_key[grouping]) == by_key["total"]["spent_nanos"]
+        assert sum(g["spentNanos"] for g in by_key[grouping]) == by_key["total"]["spentNanos"]
 
 
 def test_more_than_one_worker_on_the_embedded_store_refuses_to_start(tmp_path):

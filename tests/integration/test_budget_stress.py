@@ -101,7 +101,7 @@ def storm(gw: Gateway, key: dict, requests: list[dict], limit: int) -> tuple[lis
     assert all(res["status"] in (200, 429) for res in results), {res["status"] for res in results}
     assert usage["budget"]["spent_nanos"] <= limit
     assert usage["budget"]["reserved"] == 0 and all(b["reserved"] == 0 for b in usage["budgets"])
-    assert usage["budget"]["spent_nanos"] == records["spent_nanos"]
+    assert usage["budget"]["spent_nanos"] == records["spentNanos"]
     for res in results:
         if res["status"] == 429:
             check_budget_refusal(res["status"], {k.lower(): v for k, v in res["headers"].items()}, res["body"],

@@ -66,9 +66,9 @@ def run_repetition(gw: Gateway, counter: Counter, seed: int) -> dict:
     spent = usage["budget"]["spent_nanos"]
     refused = [(req, res) for req, res in zip(requests, results) if res["status"] == 429]
     # Most prompt tokens were hits (an abandoned stream reports no usage: its prompt is counted, uncached).
-    assert records["cached_tokens"] >= records["input_tokens"] * 6 // 10
+    assert records["cachedTokens"] >= records["inputTokens"] * 6 // 10
     # Every hit was priced at its rate (per-token prices here are whole nano-dollars: the saving is exact).
-    assert records["cache_saved_nanos"] == records["cached_tokens"] * (IN - CACHED_IN)
+    assert records["cacheSavedNanos"] == records["cachedTokens"] * (IN - CACHED_IN)
     left = LIMIT - spent
     phantom = [req for req, _ in refused if counter.real_cost(req["prompt"], req["reply"], req["max_tokens"]) <= left]
     priced_phantom = [req for req, _ in refused if charge(counter, req) <= left]

@@ -121,9 +121,9 @@ def test_each_request_is_billed_exactly_by_the_formula(cache_gateway, stream):
     assert (caching["cached_tokens"], caching["saved_nanos"]) == (cached_total, saved_total)
     assert caching["input_tokens"] == sum(c[2] for c in CASES)
     report = cache_gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
-    assert (report["spent_nanos"], report["cached_tokens"], report["cache_saved_nanos"]) == (
+    assert (report["spentNanos"], report["cachedTokens"], report["cacheSavedNanos"]) == (
         total, cached_total, saved_total)
-    assert Decimal(report["cache_saved"]) * USD == saved_total  # the same figure as an exact decimal string
+    assert Decimal(report["cacheSaved"]) * USD == saved_total  # the same figure as an exact decimal string
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -267,13 +267,14 @@ def test_live_overhead_of_real_agent_traffic(gw):
     assert plans["tiny"]["subscriptions_needed"] == ceil(Fraction(plans["tiny"]["busiest_window_spend_nanos"], 10**6))
     assert plans["standard"]["windows_needed"] == 1 and plans["standard"]["subscriptions_needed"] == 1
 
-    # The management API gives the same report to the account's owner (camelCase, money as numbers).
+    # The management API gives the same report to the account's owner (camelCase, money as decimal strings).
     r = gw.manage("GET", "/api/analytics/overhead?steps=1", mk)
     assert r.status_code == 200, r.text
     api = r.json()["data"]
     assert api["servedModelsKnown"], "serve/app.py must pass overhead_report(config.models) to ManagementAPI"
     assert exact_numbers(api) == exact_numbers(report, to_camel=True)
-    assert api["total"]["cost"] == spend / 10**9 and api["total"]["resentTokens"] == all_resent
+    assert Fraction(api["total"]["cost"]) == Fraction(spend, 10**9) and api["total"]["resentTokens"] == all_resent
+    assert isinstance(api["total"]["cost"], str) and api["total"]["costNanos"] == spend
 
     # One key only, through both.
     coder_id = keys["coder"]["key_id"]

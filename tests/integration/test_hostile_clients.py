@@ -240,7 +240,7 @@ def ledger_totals(gw) -> tuple[int, int]:
     """(what the key's budget says was spent, what its usage records add up to)."""
     budget = httpx.get(gw.url + "/v1/usage", headers={"authorization": "Bearer " + gw.sk}, timeout=WAIT).json()
     records = gw.manage("GET", "/api/usage", gw.mk).json()["data"]
-    return budget["budget"]["spent_nanos"], records["total"]["spent_nanos"]
+    return budget["budget"]["spent_nanos"], records["total"]["spentNanos"]
 
 
 def test_after_every_hostile_client_the_ledger_adds_up_and_the_gateway_restarts(hostile):

@@ -133,7 +133,7 @@ def check_ledger(gw, key: dict, requests: int) -> dict:
     usage, total = ledger_view(gw, key)
     assert all(b["reserved"] == 0 for b in usage["budgets"]) and usage["budget"]["reserved"] == 0, usage
     assert total["requests"] == requests
-    assert usage["budget"]["spent_nanos"] == total["spent_nanos"]
+    assert usage["budget"]["spent_nanos"] == total["spentNanos"]
     return total
 
 
@@ -196,4 +196,4 @@ def test_every_fault_through_every_endpoint_ends_settled_and_the_ledger_whole(tm
     assert "shut down cleanly" in gw.log.read_text()
     gw.start("/health")
     again = check_ledger(gw, key, len(answers))
-    assert again["spent_nanos"] == total["spent_nanos"]
+    assert again["spentNanos"] == total["spentNanos"]

@@ -38,7 +38,7 @@ def test_a_slow_database_turns_into_waits_and_503s_not_memory(gateway_factory, f
     gw = gateway_factory(config)
     key = gw.key(plan="roomy")
     assert chat(gw, key["sk"]).status_code == 200  # the key's context is cached: no database read per request
-    assert ledger(gw)["backlog_refusals"] == 0
+    assert ledger(gw)["backlogRefusals"] == 0
 
     lock = sqlite3.connect(tmp_path / "tollgate.db", isolation_level=None, timeout=10)
     lock.execute("BEGIN IMMEDIATE")  # the gateway's writes of the ledger now wait for this lock
@@ -56,14 +56,14 @@ def test_a_slow_database_turns_into_waits_and_503s_not_memory(gateway_factory, f
         assert body["code"] == "ledger_busy" and "retry" in body["message"]
         assert int(refused.headers["retry-after"]) >= 1
         held = ledger(gw)
-        assert held["backlog_refusals"] >= 1 and held["backlog_waits"] >= held["backlog_refusals"]
-        assert held["backlog_entries"] >= 1
+        assert held["backlogRefusals"] >= 1 and held["backlogWaits"] >= held["backlogRefusals"]
+        assert held["backlogEntries"] >= 1
         # Past the bound, every further request is refused before it settles anything: the backlog holds still.
         for _ in range(10):
             assert chat(gw, key["sk"]).status_code == 503
         still = ledger(gw)
-        assert (still["backlog_entries"], still["backlog_bytes"]) == (held["backlog_entries"], held["backlog_bytes"])
-        assert still["backlog_refusals"] >= held["backlog_refusals"] + 10
+        assert (still["backlogEntries"], still["backlogBytes"]) == (held["backlogEntries"], held["backlogBytes"])
+        assert still["backlogRefusals"] >= held["backlogRefusals"] + 10
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -80,7 +80,7 @@ def test_a_slow_database_turns_into_waits_and_503s_not_memory(gateway_factory, f
     answered += 1
     usage = httpx.get(gw.url + "/v1/usage", headers={"Authorization": f"Bearer {key['sk']}"}, timeout=30)
     assert usage.status_code == 200  # a read of the ledger: every journaled batch is in the database first
-    assert ledger(gw)["backlog_entries"] == 0
+    assert ledger(gw)["backlogEntries"] == 0
     gw.stop()
 
     # Every answered request is in the database, charged; the refused ones left no record and no charge.

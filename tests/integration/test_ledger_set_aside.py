@@ -68,5 +68,5 @@ def test_a_start_sets_aside_what_the_database_cannot_take_and_serves(tmp_path, g
     assert httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=30).status_code == 200
     usage = httpx.get(gw.url + "/v1/usage", headers=headers, timeout=30).json()
     total = gw.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
-    assert total["requests"] == 2 and usage["budget"]["spent_nanos"] == total["spent_nanos"] > 0
+    assert total["requests"] == 2 and usage["budget"]["spent_nanos"] == total["spentNanos"] > 0
     assert usage["budget"]["reserved"] == 0

@@ -50,7 +50,7 @@ def test_chat_stream_and_embeddings_with_the_bundled_models(local_gateway):
 
     usage = httpx.get(local_gateway.url + "/v1/usage", headers={"Authorization": f"Bearer {key['sk']}"}).json()
     records = local_gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
-    assert usage["budget"]["spent_nanos"] == records["spent_nanos"] > 0
+    assert usage["budget"]["spent_nanos"] == records["spentNanos"] > 0
     assert records["requests"] == 3
 
 

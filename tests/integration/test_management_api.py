@@ -20,7 +20,7 @@ def test_keys_create_list_revoke(gateway):
     key = r.json()["data"]
     assert key["apiKey"].startswith("sk_")
     assert (key["keyType"], key["keyPlan"], key["subscriptionId"]) == ("subscription", "standard", sub)
-    assert key["budget"] == {"limit": 0.05, "window": "1h"}
+    assert key["budget"] == {"limit": "0.05", "limitNanos": 50_000_000, "window": "1h"}
 
     gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": 5})
     r = gateway.manage("POST", "/api/keys/credit", mk, {"name": "mobile-app"})
@@ -49,16 +49,17 @@ def test_billing_status_cancel_and_credits(gateway):
     gateway.manage("POST", "/api/keys/subscription", mk, {"name": "a", "subscriptionId": sub})
     gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": "25"})
     status = gateway.manage("GET", "/api/billing/status", mk).json()["data"]
-    assert status["creditBalance"] == 25
+    assert (status["creditBalance"], status["creditBalanceNanos"]) == ("25.00", 25_000_000_000)
     [s] = status["subscriptions"]
     assert (s["id"], s["planSlug"], s["status"], s["keyCount"]) == (sub, "pro", "active", 1)
-    assert s["budget"]["limit"] == 0.42 and s["budget"]["duration"] == "5h"
+    assert s["budget"]["limit"] == "0.42" and s["budget"]["duration"] == "5h"
+    assert s["budget"]["limitNanos"] == 420_000_000 and "window_start" in s["budget"]  # and its old name, for now
 
     r = gateway.manage("POST", "/api/billing/cancel", mk, {"subscriptionId": sub})
     assert r.status_code == 200
     assert (r.json()["data"]["status"], r.json()["data"]["cancelAtPeriodEnd"]) == ("canceled", True)
     credits = gateway.manage("GET", "/api/billing/credits", mk).json()["data"]
-    assert credits["balance"] == 25 and credits["balanceNanos"] == 25_000_000_000
+    assert credits["balance"] == "25.00" and credits["balanceNanos"] == 25_000_000_000
     plans = httpx.get(gateway.url + "/api/plans").json()["data"]
     assert {"standard", "pro"} <= {p["slug"] for p in plans}
 
@@ -144,8 +145,8 @@ def bulk_gateway(gateway_factory, fake_upstream):
 
 
 def summed(rows) -> dict:
-    return {"spent_nanos": sum(r["cost"] for r in rows), "requests": len(rows),
-            "input_tokens": sum(r["input"] for r in rows), "output_tokens": sum(r["output"] for r in rows)}
+    return {"spentNanos": sum(r["cost"] for r in rows), "requests": len(rows),
+            "inputTokens": sum(r["input"] for r in rows), "outputTokens": sum(r["output"] for r in rows)}
 
 
 def check_groups(report: dict, groups: tuple[str, ...]) -> None:
@@ -154,7 +155,7 @@ def check_groups(report: dict, groups: tuple[str, ...]) -> None:
     for grouping in groups:
         periods = [g["period"] for g in report[grouping]]
         assert periods == sorted(set(periods)), grouping
-        for field in ("spent_nanos", "requests", "input_tokens", "output_tokens"):
+        for field in ("spentNanos", "requests", "inputTokens", "outputTokens"):
             assert sum(g[field] for g in report[grouping]) == total[field], (grouping, field)
 
 
@@ -232,8 +233,8 @@ def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, 
         for r in chosen:
             day = datetime.fromtimestamp(int(r[1]), tz=timezone.utc).strftime("%Y-%m-%d")
             days[day] = days.get(day, 0) + r[9]
-        total = {"spent_nanos": sum(r[9] for r in chosen), "requests": len(chosen),
-                 "input_tokens": sum(r[7] for r in chosen), "output_tokens": sum(r[8] for r in chosen)}
+        total = {"spentNanos": sum(r[9] for r in chosen), "requests": len(chosen),
+                 "inputTokens": sum(r[7] for r in chosen), "outputTokens": sum(r[8] for r in chosen)}
         return total, days
 
     since, until = now - 300 * DAY, now - 20 * DAY
@@ -241,15 +242,15 @@ def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, 
     report = gateway.manage("GET", f"/api/usage?{query}", mk).json()["data"]
     total, days = expected(since, until)
     assert {f: report["total"][f] for f in total} == total and total["requests"] > 100_000
-    assert {g["period"]: g["spent_nanos"] for g in report["byDay"]} == days
+    assert {g["period"]: g["spentNanos"] for g in report["byDay"]} == days
     check_groups(report, ("byDay", "byWeek", "byMonth"))
-    assert sum(k["spentNanos"] for k in report["keys"]) == total["spent_nanos"]
+    assert sum(k["spentNanos"] for k in report["keys"]) == total["spentNanos"]
     assert datetime.fromisoformat(report["since"]).timestamp() == int(since)
 
     key_report = gateway.manage("GET", f"/api/usage/{keys[1]}?{query}", mk).json()["data"]
     key_total, key_days = expected(since, until, keys[1])
     assert {f: key_report["total"][f] for f in key_total} == key_total
-    assert {g["period"]: g["spent_nanos"] for g in key_report["byDay"]} == key_days
+    assert {g["period"]: g["spentNanos"] for g in key_report["byDay"]} == key_days
     assert [g["period"] for g in key_report["byWindow"]] == ["credits"]
 
     for days_back in (31, 366):

@@ -39,7 +39,7 @@ def test_chat_completion_carries_usage_cost_and_budget_headers(gateway):
     assert raw.headers["x-budget-remaining"] == "0.139979"
     assert raw.headers["x-budget-reset"].endswith(":00:00Z")
     report = usage_records(gateway, key)
-    assert report["total"]["spent_nanos"] == cost and report["total"]["requests"] == 1
+    assert report["total"]["spentNanos"] == cost and report["total"]["requests"] == 1
 
 
 def test_streaming_relays_chunks_and_reports_usage_only_when_asked(gateway):
@@ -56,7 +56,7 @@ def test_streaming_relays_chunks_and_reports_usage_only_when_asked(gateway):
     assert final.choices == [] and final.usage.completion_tokens == 4
     assert final.usage.model_extra["cost_nanos"] == 9 * IN + 4 * OUT
     report = usage_records(gateway, key)
-    assert report["total"]["spent_nanos"] == 2 * (9 * IN + 4 * OUT)
+    assert report["total"]["spentNanos"] == 2 * (9 * IN + 4 * OUT)
 
 
 def test_async_client_stream_and_tool_calls(gateway):
@@ -117,7 +117,7 @@ def test_completions_and_embeddings(gateway):
     assert len(emb.data) == 2 and emb.usage.prompt_tokens == 3
     report = usage_records(gateway, key)
     # fake-embed costs $0.10 per million input tokens: 3 tokens = 300 nano-dollars
-    assert report["total"]["spent_nanos"] == (4 * IN + 3 * OUT) + 300
+    assert report["total"]["spentNanos"] == (4 * IN + 3 * OUT) + 300
 
 
 def test_models_lists_what_the_gateway_serves_with_prices(gateway):
@@ -203,7 +203,7 @@ def test_bad_json_unknown_keys_and_huge_bodies(gateway):
         r = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "fake-chat"}, headers=auth)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     # nothing was charged for any of it
-    assert usage_records(gateway, key)["total"]["spent_nanos"] == 0
+    assert usage_records(gateway, key)["total"]["spentNanos"] == 0
 
 
 def test_a_client_that_abandons_a_stream_is_billed_for_what_was_generated(gateway, fake_upstream):
@@ -238,10 +238,10 @@ def test_a_client_that_abandons_a_stream_is_billed_for_what_was_generated(gatewa
         if report["total"]["requests"]:
             break
         time.sleep(0.05)
-    spent = report["total"]["spent_nanos"]
-    out_tokens = report["total"]["output_tokens"]
+    spent = report["total"]["spentNanos"]
+    out_tokens = report["total"]["outputTokens"]
     assert received <= out_tokens <= 4 * (generated + 1)
-    assert spent == report["total"]["input_tokens"] * IN + out_tokens * OUT
+    assert spent == report["total"]["inputTokens"] * IN + out_tokens * OUT
     usage = httpx.get(gateway.url + "/v1/usage", headers={"Authorization": f"Bearer {key['sk']}"}).json()
     assert usage["budget"]["spent_nanos"] == spent
     assert usage["budget"]["reserved"] == 0
@@ -301,4 +301,4 @@ def test_upstream_client_errors_pass_through_without_charge(gateway):
         client(gateway, key).chat.completions.create(model="fake-chat",
                                                      messages=[{"role": "user", "content": "[[status:400]]"}])
     assert "fake upstream" in info.value.message
-    assert usage_records(gateway, key)["total"]["spent_nanos"] == 0
+    assert usage_records(gateway, key)["total"]["spentNanos"] == 0

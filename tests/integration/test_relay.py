@@ -58,7 +58,7 @@ def test_an_answer_without_usage_is_billed_at_a_true_upper_bound_and_says_so(gat
     assert usage.model_extra["estimated"] is True and usage.model_extra["usage_basis"] == "bound"
     assert usage.prompt_tokens == prompt_bound and usage.completion_tokens >= len(streamed.encode()) >= 6
     records = gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
-    assert records["requests"] == 2 and records["spent_nanos"] == cost + usage.model_extra["cost_nanos"]
+    assert records["requests"] == 2 and records["spentNanos"] == cost + usage.model_extra["cost_nanos"]
 
 
 def test_a_client_that_hangs_up_before_the_answer_cancels_the_upstream_request(gateway, fake_upstream):
@@ -100,4 +100,4 @@ def test_a_clean_shutdown_loses_no_usage_record(gateway_factory, fake_upstream):
     gateway.start("/health")
     records = gateway.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
     assert records["requests"] == 40
-    assert records["spent_nanos"] == httpx.get(gateway.url + "/v1/usage", headers=headers).json()["budget"]["spent_nanos"]
+    assert records["spentNanos"] == httpx.get(gateway.url + "/v1/usage", headers=headers).json()["budget"]["spent_nanos"]

@@ -207,7 +207,7 @@ def test_a_request_that_can_never_fit_its_pool_is_a_400_of_its_own(metered):
     budget = pool(gw, key["sk"])
     assert (budget["spent_nanos"], budget["remaining_nanos"]) == (0, 100_000)
     report = records(gw, key["mk"], key["key_id"], 3)
-    assert (report["total"]["requests"], report["total"]["spent_nanos"]) == (3, 0)
+    assert (report["total"]["requests"], report["total"]["spentNanos"]) == (3, 0)
 
 
 def test_a_request_that_fits_but_not_now_keeps_the_budget_429(metered):
@@ -244,22 +244,22 @@ def test_operator_api_bounds_windows_periods_and_money(metered):
     gw = metered("1")
     account_id, _ = gw.account()
     for body, param in (
-        ({"slug": "w1", "budget_per_window": "1", "window": "366d"}, "window"),
-        ({"slug": "w2", "budget_per_window": "1", "window": "100000000d"}, "window"),
-        ({"slug": "w3", "budget_per_window": "1", "window": "0s"}, "window"),
-        ({"slug": "p1", "budget_per_window": "1", "period_days": 100_000_000_000_000_000}, "period_days"),
-        ({"slug": "p2", "budget_per_window": "1", "period_days": 3651}, "period_days"),
-        ({"slug": "b1", "budget_per_window": "1000000.01"}, "budget_per_window"),
-        ({"slug": "r1", "budget_per_window": "1", "rpm": 2**63}, "rpm"),
+        ({"slug": "w1", "budgetPerWindow": "1", "window": "366d"}, "window"),
+        ({"slug": "w2", "budgetPerWindow": "1", "window": "100000000d"}, "window"),
+        ({"slug": "w3", "budgetPerWindow": "1", "window": "0s"}, "window"),
+        ({"slug": "p1", "budgetPerWindow": "1", "periodDays": 100_000_000_000_000_000}, "periodDays"),
+        ({"slug": "p2", "budgetPerWindow": "1", "periodDays": 3651}, "periodDays"),
+        ({"slug": "b1", "budgetPerWindow": "1000000.01"}, "budgetPerWindow"),
+        ({"slug": "r1", "budgetPerWindow": "1", "rpm": 2**63}, "rpm"),
     ):
         r = gw.admin("POST", "/admin/plans", body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]["param"] == param and param in r.json()["error"]["message"]
-    assert gw.admin("POST", "/admin/plans", {"slug": "yearly", "budget_per_window": "1000000", "window": "365d",
-                                             "period_days": 3650}).status_code == 201
+    assert gw.admin("POST", "/admin/plans", {"slug": "yearly", "budgetPerWindow": "1000000", "window": "365d",
+                                             "periodDays": 3650}).status_code == 201
     r = gw.admin("POST", f"/admin/accounts/{account_id}/subscriptions",
-                 {"plan": "metered", "period_days": 100_000_000_000_000_000})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "period_days"
+                 {"plan": "metered", "periodDays": 100_000_000_000_000_000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "periodDays"
     r = gw.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": "1000001"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "amount"
 
@@ -286,7 +286,8 @@ def test_management_api_bounds_key_budgets_and_metadata(metered):
         "metadata": {"customer": "c-1", "tier": 2}, "endUser": "u-1"})
     assert r.status_code == 201, r.text
     data = r.json()["data"]
-    assert (data["budget"], data["metadata"]) == ({"limit": 0.05, "window": "365d"}, {"customer": "c-1", "tier": 2})
+    assert (data["budget"], data["metadata"]) == ({"limit": "0.05", "limitNanos": 50_000_000, "window": "365d"},
+                                                  {"customer": "c-1", "tier": 2})
     # A key with a year-long window answers with a real reset time (not a 500).
     r = httpx.get(gw.url + "/v1/usage", headers={"Authorization": f"Bearer {data['apiKey']}"})
     assert r.status_code == 200

@@ -61,7 +61,7 @@ def test_one_call_gives_an_end_user_a_key_with_its_own_budget_window_and_metadat
     assert r.status_code == 201, r.text
     key = r.json()["data"]
     assert (key["endUser"], key["metadata"]) == ("customer-1", {"tier": "gold", "seats": 3, "trial": False, "ref": None})
-    assert key["budget"] == {"limit": 0.000001, "window": "1h"}
+    assert key["budget"] == {"limit": "0.000001", "limitNanos": 1000, "window": "1h"}
     budgets = {b["kind"]: b for b in httpx.get(gw.url + "/v1/usage", timeout=30,
                                                 headers={"Authorization": f"Bearer {key['apiKey']}"}).json()["budgets"]}
     assert (budgets["key"]["limit_nanos"], budgets["key"]["duration"]) == (1000, "1h")
@@ -125,14 +125,14 @@ def test_usage_and_key_lists_by_end_user_equal_the_requests_made(gw):
     groups = [(g["endUser"], g["keyCount"], g["spentNanos"], g["requests"]) for g in data["endUsers"]]
     assert groups == [("alice", 2, sum(spent["alice"]), 12), ("bob", 1, sum(spent["bob"]), 6),
                       ("carol", 1, 0, 0), (None, 1, sum(spent[None]), 6)]
-    assert sum(g["spentNanos"] for g in data["endUsers"]) == data["total"]["spent_nanos"]
+    assert sum(g["spentNanos"] for g in data["endUsers"]) == data["total"]["spentNanos"]
 
     alice = gw.manage("GET", "/api/usage?endUser=alice", mk).json()["data"]
     assert alice["endUser"] == "alice" and "endUsers" not in alice
-    assert (alice["total"]["spent_nanos"], alice["total"]["requests"]) == (sum(spent["alice"]), 12)
+    assert (alice["total"]["spentNanos"], alice["total"]["requests"]) == (sum(spent["alice"]), 12)
     alice_keys = [k["keyId"] for k in alice["keys"]]  # oldest first (created in one second: then by id)
     assert sorted(alice_keys) == sorted([keys[0]["id"], keys[1]["id"]])
-    assert sum(d["spent_nanos"] for d in alice["byDay"]) == sum(spent["alice"])
+    assert sum(d["spentNanos"] for d in alice["byDay"]) == sum(spent["alice"])
     both = gw.manage("GET", "/api/usage?endUser=alice&groupBy=endUser", mk).json()["data"]
     assert [g["endUser"] for g in both["endUsers"]] == ["alice"]
 

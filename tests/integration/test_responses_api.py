@@ -42,7 +42,7 @@ def test_text_answer_usage_cost_and_headers(gateway):
     assert int(raw.headers["x-request-cost-nanos"]) == cost
     assert raw.headers["x-tollgate-model"] == "fake-chat" and raw.headers["x-budget-limit"] == "0.14"
     total = spent(gateway, key, 1)
-    assert total["spent_nanos"] == cost and total["requests"] == 1
+    assert total["spentNanos"] == cost and total["requests"] == 1
 
 
 def test_stream_with_a_tool_call(gateway):
@@ -64,7 +64,7 @@ def test_stream_with_a_tool_call(gateway):
     assert final.output[0].call_id == done[0].call_id and final.model == "fake-chat"
     assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
     cost = final.usage.input_tokens * IN + final.usage.output_tokens * OUT
-    assert final.usage.model_extra["cost_nanos"] == cost == spent(gateway, key, 1)["spent_nanos"]
+    assert final.usage.model_extra["cost_nanos"] == cost == spent(gateway, key, 1)["spentNanos"]
 
 
 def test_streamed_text(gateway):

@@ -4,6 +4,7 @@ import httpx
 import openai
 
 from tests.conftest import fake_config
+from tests.support.metrics import samples, value
 
 
 def judge_config(good_url: str, broken_url: str) -> dict:
@@ -54,9 +55,9 @@ def test_judge_mode_routes_by_the_judges_answer_and_falls_back(gateway_factory, 
     by = {(m["category"], m["model"]): m for m in metrics}
     assert by[("code", "coder")]["requests"] == 1
     assert by[("reasoning", "fake-chat")]["fallbacks"] == 1
-    assert by[("simple", "cheap")]["cost_nanos"] > 0
+    assert by[("simple", "cheap")]["costNanos"] > 0
     text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {gw.admin_token}"}).text
-    assert 'tollgate_route_requests_total{profile="auto",category="code",model="coder"} 1' in text
+    assert value(samples(text), "tollgate_route_requests_total", profile="auto", category="code", model="coder") == 1
     records = gw.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]
     assert records["total"]["requests"] == 5
 

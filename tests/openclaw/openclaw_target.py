@@ -179,7 +179,7 @@ class TollgateTarget:
     def new_key(self, *, budget_usd: str, window: str, rpm: int) -> Key:
         self._plans += 1
         slug = f"openclaw-{self._plans}"
-        r = self.gateway.admin("POST", "/admin/plans", {"slug": slug, "budget_per_window": budget_usd,
+        r = self.gateway.admin("POST", "/admin/plans", {"slug": slug, "budgetPerWindow": budget_usd,
                                                         "window": window, "rpm": rpm, "tpm": 50_000_000})
         assert r.status_code == 201, r.text
         key = self.gateway.key(plan=slug, name=slug)

@@ -35,7 +35,7 @@ def test_readme_setup_answers_on_a_fresh_gateway(openclaw_install, tmp_path):
         result = oc.exec_turn("Say hello in one short sentence.", timeout_s=400)
         assert result.ok and result.data["final"].strip(), result
         total = gw.manage("GET", f"/api/usage/{key['key_id']}", key["mk"]).json()["data"]["total"]
-        assert total["requests"] >= 1 and total["input_tokens"] > 2048  # more than the old default context
-        assert total["spent_nanos"] == total["input_tokens"] * IN_NANOS + total["output_tokens"] * OUT_NANOS
+        assert total["requests"] >= 1 and total["inputTokens"] > 2048  # more than the old default context
+        assert total["spentNanos"] == total["inputTokens"] * IN_NANOS + total["outputTokens"] * OUT_NANOS
     finally:
         gw.stop()

@@ -104,7 +104,7 @@ class Gateway(Process):
         r = self.admin("POST", "/admin/accounts", {"name": name})
         assert r.status_code == 201, r.text
         data = r.json()["data"]
-        return data["id"], data["management_key"]
+        return data["id"], data["managementKey"]
 
     def subscribe(self, account_id: str, plan: str = "standard", **extra) -> str:
         r = self.admin("POST", f"/admin/accounts/{account_id}/subscriptions", {"plan": plan, **extra})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tollgate.config import ConfigError, load_config
-from tollgate.proxy.flow import _upstream_error_text
+from tollgate.proxy.upstream_answer import error_text
 from tollgate.proxy.retry_hint import MAX_HINT, retry_after
 from tollgate.proxy.sse import EventStream, Reported, usage_from
 
@@ -105,4 +105,4 @@ def test_a_running_usage_in_every_chunk_ends_as_the_last_one():
     (b"", ("upstream error", "upstream_error")),
 ])
 def test_an_error_body_of_any_shape_gives_a_message(body, message):
-    assert _upstream_error_text(body) == message
+    assert error_text(body) == message

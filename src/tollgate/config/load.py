@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from tollgate.config import upstream_headers
+from tollgate.config import sections, upstream_headers
 from tollgate.config.defaults import default_plans, local_models, local_routes, local_upstreams
 from tollgate.config.reader import REQUIRED, ConfigError, Table
 from tollgate.config.schema import (
     CATEGORIES,
-    AlertsConfig,
     Config,
-    LedgerConfig,
     ModelConfig,
     PlanConfig,
     RouteProfile,
-    HTTPLimits,
     ServerConfig,
     UpstreamConfig,
 )
@@ -31,6 +29,7 @@ from tollgate.domain.secrets import MAKE_TOKEN, operator_token_problem
 __all__ = ["ConfigError", "load_config"]
 
 UPSTREAM_KINDS = ("openai", "llama_cpp", "minilm")
+CORS_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -56,11 +55,13 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
     routes = _routes(root.table("routes"))
     if bundled and not routes:
         routes = local_routes()
-    alerts = _alerts(root.table("alerts"))
-    ledger = _ledger(root.table("ledger"))
+    alerts = sections.alerts(root.table("alerts"))
+    ledger = sections.ledger(root.table("ledger"))
+    metrics = sections.metrics(root.table("metrics"))
+    logging_ = sections.logging(root.table("logging"))
     root.done()
     config = Config(server, upstreams, models, plans, routes, source=str(path) if path else None, alerts=alerts,
-                    ledger=ledger)
+                    ledger=ledger, metrics=metrics, logging=logging_)
     _check_references(config)
     return config
 
@@ -78,8 +79,10 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
         admission_wait=t.number("admission_wait", d.admission_wait),
         store_request_text=t.bool("store_request_text", d.store_request_text),
         admin_token=t.str("admin_token", None),
-        limits=_limits(t.table("limits")),
+        limits=sections.limits(t.table("limits")),
         key_cache=t.int("key_cache", d.key_cache, minimum=1),
+        legacy_field_names=t.bool("legacy_field_names", d.legacy_field_names),
+        cors_origins=_cors_origins(t),
     )
     if t.str("http", None) is not None:
         raise ConfigError("server.http: the built-in HTTP server was removed (uvicorn, with the limits of "
@@ -119,57 +122,15 @@ def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
     return server
 
 
-def _ledger(t: Table) -> LedgerConfig:
-    d = LedgerConfig()
-    ledger = LedgerConfig(
-        backlog_mb=t.int("backlog_mb", d.backlog_mb, minimum=1),
-        backlog_seconds=t.number("backlog_seconds", d.backlog_seconds),
-        backlog_wait=t.number("backlog_wait", d.backlog_wait),
-        usage_retention_days=t.number("usage_retention_days", d.usage_retention_days),
-        prune_batch=t.int("prune_batch", d.prune_batch, minimum=1),
-        prune_every=t.number("prune_every", d.prune_every),
-    )
-    t.done()
-    for name in ("backlog_seconds", "prune_every"):
-        if not getattr(ledger, name) > 0:
-            raise ConfigError(f"ledger.{name}: must be above 0, got {getattr(ledger, name)}")
-    return ledger
-
-
-def _limits(t: Table) -> HTTPLimits:
-    d = HTTPLimits()
-    limits = HTTPLimits(
-        max_url_bytes=t.int("max_url_bytes", d.max_url_bytes, minimum=256),
-        max_header_bytes=t.int("max_header_bytes", d.max_header_bytes, minimum=1024),
-        max_headers=t.int("max_headers", d.max_headers, minimum=8),
-        header_timeout=t.number("header_timeout", d.header_timeout, minimum=0.01),
-        body_timeout=t.number("body_timeout", d.body_timeout, minimum=0.01),
-        keepalive_timeout=t.number("keepalive_timeout", d.keepalive_timeout, minimum=0.01),
-        write_timeout=t.number("write_timeout", d.write_timeout, minimum=0.01),
-        max_connections=t.int("max_connections", d.max_connections, minimum=1),
-    )
-    t.done()
-    return limits
-
-
-def _alerts(t: Table) -> AlertsConfig:
-    """`[alerts]`: account webhooks (docs/alerts.md); every time in seconds."""
-    d = AlertsConfig()
-    alerts = AlertsConfig(
-        enabled=t.bool("enabled", d.enabled),
-        sweep_interval=t.number("sweep_interval", d.sweep_interval, minimum=0.05),
-        timeout=t.number("timeout", d.timeout, minimum=0.1),
-        retry_base=t.number("retry_base", d.retry_base, minimum=0.05),
-        retry_max_delay=t.number("retry_max_delay", d.retry_max_delay, minimum=0.05),
-        max_age=t.number("max_age", d.max_age, minimum=1.0),
-        max_concurrency=t.int("max_concurrency", d.max_concurrency, minimum=1),
-        allow_private=t.bool("allow_private", d.allow_private),
-    )
-    t.done()
-    if alerts.retry_max_delay < alerts.retry_base:
-        raise ConfigError(f"alerts.retry_max_delay: {alerts.retry_max_delay:g}s is shorter than alerts.retry_base "
-                          f"({alerts.retry_base:g}s)")
-    return alerts
+def _cors_origins(t: Table) -> tuple[str, ...]:
+    """`server.cors_origins`: exact origins (scheme://host[:port], no path) or "*"."""
+    origins = t.str_list("cors_origins", ())
+    for origin in origins:
+        if origin != "*" and not CORS_ORIGIN.match(origin):
+            raise ConfigError(f"{t.key('cors_origins')}: {origin!r} is not an origin; write it as "
+                              "\"https://app.example.com\" (scheme, host, optional port, no path or trailing slash) "
+                              "or \"*\" for any")
+    return origins
 
 
 def _check_admin_token(token: str, where: str) -> None:

@@ -53,6 +53,12 @@ class ServerConfig:
     # Consumption keys whose context (and pools, limits) stay in memory; the least recently
     # used goes beyond this. About 2 KB each: size it above the keys active at once.
     key_cache: int = 200_000
+    # For one release (docs/api.md#deprecations): the management and operator APIs also write and read
+    # their fields' old snake_case names (with Deprecation and Sunset headers). False: the new names only.
+    legacy_field_names: bool = True
+    # Web pages (exact origins such as "https://app.example.com", or "*") whose scripts may call the
+    # gateway from a browser (CORS, http/cors.py). Empty: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,28 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: what `/metrics` exports besides the per-model, per-upstream and ledger metrics (docs/metrics.md).
+
+    `per_key`: gauges of each key's remaining budget and seconds to its reset, for the `per_key_max`
+    keys that sent requests most recently (one series per key: off by default, for gateways with
+    many keys).
+    """
+
+    per_key: bool = False
+    per_key_max: int = 1000
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """`[logging]`: `requests` is where one JSON line per request goes: "off", "stderr", "logger" (Python's
+    logging, logger `tollgate.requests`) or a file path (appended to). Off by default: at thousands of
+    requests a second the lines are gigabytes an hour."""
+
+    requests: str = "off"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     upstreams: tuple[UpstreamConfig, ...]
@@ -178,6 +206,8 @@ class Config:
     source: str | None = None
     alerts: AlertsConfig = AlertsConfig()
     ledger: LedgerConfig = LedgerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     def upstream(self, name: str) -> UpstreamConfig:
         for upstream in self.upstreams:

@@ -11,9 +11,9 @@ from tollgate.config.schema import ModelConfig
 from tollgate.costlab.live import catalog_prices, live_overhead, served_prices
 from tollgate.costlab.live_report import live_json
 from tollgate.domain.accounts import Plan
+from tollgate.domain.money import format_usd
 from tollgate.domain.usage import UsageRecord
 from tollgate.http.manage import OverheadReport
-from tollgate.http.views import usd
 
 
 def overhead_report(models: Sequence[ModelConfig] | None) -> OverheadReport:
@@ -24,7 +24,7 @@ def overhead_report(models: Sequence[ModelConfig] | None) -> OverheadReport:
               names: dict[str, str], steps: bool) -> dict:
         catalog, unpriced = catalog_prices(load_reference_catalog())
         report = live_overhead(records, served + catalog, plans, account_id, since, until, names, unpriced)
-        data = live_json(report, usd=usd, number=lambda text: orjson.Fragment(text.encode()), camel=True,
+        data = live_json(report, usd=format_usd, number=lambda text: orjson.Fragment(text.encode()), camel=True,
                          steps=steps)
         data["servedModelsKnown"] = models is not None
         return data

@@ -83,6 +83,15 @@ class LRU(Generic[K, V]):
                 self._on_evict(key, value)
         return value
 
+    def recent(self, n: int) -> list[tuple[K, V]]:
+        """The `n` most recently used entries, newest first (without counting or refreshing them)."""
+        out: list[tuple[K, V]] = []
+        for key in reversed(self._entries):
+            if len(out) >= n:
+                break
+            out.append((key, self._entries[key]))
+        return out
+
     def clear(self) -> None:
         """Forget every entry (counted as invalidations; `on_evict` is not called: the caller resets its own)."""
         self.invalidations += len(self._entries)

@@ -50,4 +50,7 @@ class UsageRecord:
     # cache-write premiums cost more than the hits saved). None: not reported / nothing priced.
     cache_write_tokens: int | None = None
     cache_saved: int | None = None
+    # Milliseconds from arrival to the first streamed event relayed to the client; None when the answer was
+    # not streamed or no event came before the end (migration 0012). New fields go last, nullable.
+    ttft_ms: float | None = None
 

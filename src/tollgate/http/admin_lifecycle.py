@@ -14,10 +14,13 @@ from tollgate.accounts.service import AccountService
 from tollgate.domain.bounds import check_grace
 from tollgate.domain.pools import credit_pool
 from tollgate.http import fields, views
-from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.http.request import Request, Router, Send
+from tollgate.http.style import Style, money
 from tollgate.ledger.protocol import BudgetLedger
 
-PLAN_PATCH_FIELDS = ("name", "price_monthly", "period_days", "window", "budget_per_window", "rpm", "tpm", "models")
+# What `PATCH /admin/plans/{slug}` may change: its JSON name -> the plan's field.
+PLAN_PATCH_FIELDS = {"name": "name", "priceMonthly": "price_monthly", "periodDays": "period_days", "window": "window",
+                     "budgetPerWindow": "budget_per_window", "rpm": "rpm", "tpm": "tpm", "models": "models"}
 
 
 def ok(data: object) -> dict:
@@ -33,27 +36,29 @@ def models_field(body: dict) -> tuple[str, ...] | None:
 
 
 def plan_changes(body: dict) -> dict[str, Any]:
-    """A `PATCH /admin/plans/{slug}` body as Plan field changes: only the fields sent, read as on creation."""
-    fields.only(body, PLAN_PATCH_FIELDS)
+    """A `PATCH /admin/plans/{slug}` body (new names) as Plan field changes: only the fields sent, read as on
+    creation."""
+    fields.only(body, tuple(PLAN_PATCH_FIELDS))
     for name in PLAN_PATCH_FIELDS:
         if name != "models":
             fields.not_null(body, name)
     readers: dict[str, Callable[[], Any]] = {
         "name": lambda: fields.string(body, "name"),
-        "price_monthly": lambda: fields.dollars(body, "price_monthly"),
-        "period_days": lambda: fields.integer(body, "period_days", minimum=1),
+        "priceMonthly": lambda: fields.dollars(body, "priceMonthly"),
+        "periodDays": lambda: fields.integer(body, "periodDays", minimum=1),
         "window": lambda: fields.duration(body, "window"),
-        "budget_per_window": lambda: fields.dollars(body, "budget_per_window"),
+        "budgetPerWindow": lambda: fields.dollars(body, "budgetPerWindow"),
         "rpm": lambda: fields.integer(body, "rpm", minimum=1),
         "tpm": lambda: fields.integer(body, "tpm", minimum=1),
         "models": lambda: models_field(body),
     }
-    return {name: readers[name]() for name in body}
+    return {PLAN_PATCH_FIELDS[name]: readers[name]() for name in body}
 
 
 class AdminLifecycleAPI:
     def __init__(self, accounts: AccountService, auth: AdminAuth, ledger: BudgetLedger, max_body: int,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], style: Style | None = None) -> None:
+        self.style = style or Style()
         self.accounts = accounts
         self.auth = auth
         self.ledger = ledger
@@ -75,12 +80,12 @@ class AdminLifecycleAPI:
     async def _body(self, request: Request, *, empty: dict | None = None) -> dict:
         """The operator's JSON object body (after the token check); `empty` stands for no body when given."""
         await self.auth.check(request.bearer(), request.client_address)
-        return fields.obj(await request.json(self.max_body, empty=empty))
+        return await self.style.body(request, self.max_body, empty=empty)
 
     async def list_management_keys(self, request: Request, send: Send) -> None:
         await self.auth.check(request.bearer(), request.client_address)
         keys = await self.accounts.management_keys(request.params["account_id"])
-        await send_json(send, 200, ok([views.admin_management_key(k) for k in keys]))
+        await self.style.reply(request, send, 200, ok([views.admin_management_key(k) for k in keys]))
 
     async def revoke_management_key(self, request: Request, send: Send) -> None:
         """`DELETE ...?force=true` may revoke the account's last active management key (a lock-out)."""
@@ -88,7 +93,7 @@ class AdminLifecycleAPI:
         force = fields.query_flag(request.query, "force")
         key = await self.accounts.revoke_management_key(request.params["account_id"], request.params["key_id"],
                                                         force=force)
-        await send_json(send, 200, ok(views.admin_management_key(key)))
+        await self.style.reply(request, send, 200, ok(views.admin_management_key(key)))
 
     async def credit_history(self, request: Request, send: Send) -> None:
         """`GET /admin/accounts/{id}/credits?limit=100&after=<grant id>`: every grant, oldest first."""
@@ -98,51 +103,54 @@ class AdminLifecycleAPI:
         account, grants = await self.accounts.credit_grants(request.params["account_id"], after, limit + 1)
         page, more = grants[:limit], len(grants) > limit
         balance = (await self.ledger.read(credit_pool(account))).remaining
-        await send_json(send, 200, {
-            **ok({"account_id": account.id, "credits_granted": views.usd(account.credits_granted),
-                  "credits_granted_nanos": account.credits_granted, "credit_balance": views.usd(balance),
+        await self.style.reply(request, send, 200, {
+            **ok({"account_id": account.id, "credits_granted": money(account.credits_granted),
+                  "credits_granted_nanos": account.credits_granted, "credit_balance": money(balance),
                   "credit_balance_nanos": balance, "grants": [views.admin_credit_grant(g) for g in page]}),
             "has_more": more, "next_cursor": page[-1].id if more else None})
 
     async def rotate_key(self, request: Request, send: Send) -> None:
-        """`POST /admin/keys/{key_id}/rotate {"grace_seconds": 3600}`: the new secret, shown once."""
-        body = fields.known(await self._body(request, empty={}), ("grace_seconds",))
-        grace = fields.bounded("grace_seconds", fields.integer(body, "grace_seconds", required=False, default=3600),
+        """`POST /admin/keys/{key_id}/rotate {"graceSeconds": 3600}`: the new secret, shown once."""
+        body = fields.known(await self._body(request, empty={}), ("graceSeconds",))
+        grace = fields.bounded("graceSeconds", fields.integer(body, "graceSeconds", required=False, default=3600),
                                check_grace)
         key, secret = await self.accounts.rotate_key(None, request.params["key_id"], grace)
-        await send_json(send, 200, ok({**views.admin_key(key), "api_key": secret}))
+        await self.style.reply(request, send, 200, ok({**views.admin_key(key), "api_key": secret}))
 
     async def update_plan(self, request: Request, send: Send) -> None:
         """`PATCH /admin/plans/{slug}`: only the fields sent change (checked as on creation)."""
         changes = plan_changes(await self._body(request))
         plan = await self.accounts.update_plan(request.params["slug"], changes)
-        await send_json(send, 200, ok(views.admin_plan(plan)))
+        await self.style.reply(request, send, 200, ok(views.admin_plan(plan)))
 
     async def retire_plan(self, request: Request, send: Send) -> None:
         await self.auth.check(request.bearer(), request.client_address)
-        await send_json(send, 200, ok(views.admin_plan(await self.accounts.retire_plan(request.params["slug"]))))
+        plan = await self.accounts.retire_plan(request.params["slug"])
+        await self.style.reply(request, send, 200, ok(views.admin_plan(plan)))
 
     async def unretire_plan(self, request: Request, send: Send) -> None:
         await self.auth.check(request.bearer(), request.client_address)
         plan = await self.accounts.retire_plan(request.params["slug"], retired=False)
-        await send_json(send, 200, ok(views.admin_plan(plan)))
+        await self.style.reply(request, send, 200, ok(views.admin_plan(plan)))
 
-    async def _subscription(self, send: Send, action: Awaitable) -> None:
-        await send_json(send, 200, ok(views.admin_subscription(await action, self.clock())))
+    async def _subscription(self, request: Request, send: Send, action: Awaitable) -> None:
+        await self.style.reply(request, send, 200, ok(views.admin_subscription(await action, self.clock())))
 
     async def renew(self, request: Request, send: Send) -> None:
-        """`POST .../renew {"period_days": N}` (default: the plan's period)."""
-        body = fields.known(await self._body(request, empty={}), ("period_days",))
-        days = fields.integer(body, "period_days", required=False, minimum=1)
-        await self._subscription(send, self.accounts.renew_subscription(
+        """`POST .../renew {"periodDays": N}` (default: the plan's period)."""
+        body = fields.known(await self._body(request, empty={}), ("periodDays",))
+        days = fields.integer(body, "periodDays", required=False, minimum=1)
+        await self._subscription(request, send, self.accounts.renew_subscription(
             None, request.params["subscription_id"], days))
 
     async def extend(self, request: Request, send: Send) -> None:
         """`POST .../extend {"days": N}`."""
         body = fields.known(await self._body(request), ("days",))
         days = fields.integer(body, "days", minimum=1)
-        await self._subscription(send, self.accounts.extend_subscription(None, request.params["subscription_id"], days))
+        await self._subscription(request, send, self.accounts.extend_subscription(
+            None, request.params["subscription_id"], days))
 
     async def uncancel(self, request: Request, send: Send) -> None:
         await self.auth.check(request.bearer(), request.client_address)
-        await self._subscription(send, self.accounts.uncancel_subscription(None, request.params["subscription_id"]))
+        await self._subscription(request, send, self.accounts.uncancel_subscription(
+            None, request.params["subscription_id"]))

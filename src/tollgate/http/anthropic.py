@@ -9,7 +9,7 @@ from tollgate.domain.grants import Settled
 from tollgate.domain.refusals import Refusal
 from tollgate.http.anthropic_translate import StreamTranslator, from_openai, prompt_of, sse, to_openai
 from tollgate.http.errors import ANTHROPIC_SHAPE
-from tollgate.http.headers import reply_headers
+from tollgate.http.headers import reply_headers, request_id_header
 from tollgate.http.openai import DataPlane
 from tollgate.http.refusals import api_error
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
@@ -39,7 +39,8 @@ class AnthropicSink(TranslatedStream):
 
     async def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         error = api_error(refusal)
-        await send_bytes(self.send, error.status, error.anthropic_body(), JSON + error.headers)
+        await send_bytes(self.send, error.status, error.anthropic_body(),
+                         JSON + error.headers + [request_id_header(exchange)])
 
     async def open(self, exchange: Exchange) -> None:
         self.translator.model = exchange.model.id  # an upstream has answered: this is its model

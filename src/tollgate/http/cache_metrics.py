@@ -1,4 +1,5 @@
-"""The request path's per-key caches, as the operator sees them (`/admin/metrics/caches`, `/metrics`).
+"""The request path's per-key caches, as the operator sees them (`/admin/metrics/caches`; `/metrics`:
+http/prometheus.py `CacheCollector`).
 
 Whether `[server] key_cache` is large enough shows here: with every active key cached, misses
 stop growing once each key was seen, evictions stay at zero, and the key cache's store reads
@@ -21,16 +22,3 @@ class CacheMetrics:
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Per cache: size, capacity and counts since the gateway started."""
         return {"key_contexts": self.auth.stats(), "key_limits": self.admitter.cache_stats().as_dict()}
-
-    def prometheus(self) -> str:
-        lines = []
-        snapshot = self.snapshot()
-        for field in ("size", "capacity"):
-            name = f"tollgate_cache_{field}"
-            lines.append(f"# TYPE {name} gauge")
-            lines += [f'{name}{{cache="{cache}"}} {stats[field]}' for cache, stats in snapshot.items()]
-        for field in COUNTERS:
-            name = f"tollgate_cache_{field}_total"
-            rows = [f'{name}{{cache="{cache}"}} {stats[field]}' for cache, stats in snapshot.items() if field in stats]
-            lines += [f"# TYPE {name} counter", *rows]
-        return "\n".join(lines) + "\n"

@@ -4,7 +4,8 @@ per-end-user spend view of `GET /api/usage?groupBy=endUser`."""
 from __future__ import annotations
 
 from tollgate.domain.bounds import check_end_user
-from tollgate.http import fields, views
+from tollgate.http import fields
+from tollgate.http.style import money
 from tollgate.store.usage_by_end_user import EndUserSpend
 
 GROUPINGS = ("endUser",)
@@ -25,8 +26,8 @@ def end_users_view(rows: list[EndUserSpend]) -> list[dict]:
     """Each end user (null: the keys without a label, last) with its keys and what they spent."""
     return [{
         "endUser": row.end_user, "keyCount": row.keys, "activeKeyCount": row.active_keys,
-        "spent": views.usd(row.spend.cost), "spentNanos": row.spend.cost, "requests": row.spend.requests,
+        "spent": money(row.spend.cost), "spentNanos": row.spend.cost, "requests": row.spend.requests,
         "inputTokens": row.spend.input_tokens, "outputTokens": row.spend.output_tokens,
-        "cachedTokens": row.spend.cached_tokens, "cacheSaved": views.usd(row.spend.cache_saved),
+        "cachedTokens": row.spend.cached_tokens, "cacheSaved": money(row.spend.cache_saved),
         "cacheSavedNanos": row.spend.cache_saved,
     } for row in rows]

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 from tollgate.domain.durations import format_duration
 from tollgate.domain.grants import Settled
 from tollgate.domain.money import format_usd
 from tollgate.domain.pools import PoolState
 from tollgate.domain.timestamps import iso
 from tollgate.proxy.exchange import Exchange
+
+# The request id of a data-plane request, set in its ASGI scope once the flow has it (the flow then
+# counts and logs the request; an error answered by the app carries the same id).
+REQUEST_ID = "tollgate.request_id"
+
+
+def new_request_id() -> str:
+    """A random UUID: the one request-id form every upstream accepts (some validate it as a UUID)."""
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+
+
+def request_id_header(ex: Exchange) -> tuple[bytes, bytes]:
+    return (b"x-request-id", ex.call.request_id.encode())
 
 
 def _tightest(states: tuple[PoolState, ...]) -> PoolState | None:

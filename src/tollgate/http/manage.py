@@ -20,9 +20,10 @@ from tollgate.domain.timestamps import iso
 from tollgate.domain.usage import UsageRecord
 from tollgate.http import fields, views
 from tollgate.http.end_users import end_user_query, end_users_view
-from tollgate.http.errors import ENVELOPE_SHAPE, APIError
+from tollgate.http.errors import APIError
 from tollgate.http.manage_lifecycle import ManagementLifecycleAPI
-from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.http.request import Request, Router, Send
+from tollgate.http.style import Style, envelope, money
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.store.base import Store, UnknownCursor
 
@@ -42,8 +43,9 @@ def ok(data: object) -> dict:
 class ManagementAPI:
     def __init__(
         self, accounts: AccountService, store: Store, auth: ManagementAuth, ledger: BudgetLedger, max_body: int,
-        clock: Callable[[], float] = time.time, overhead: OverheadReport | None = None,
+        clock: Callable[[], float] = time.time, overhead: OverheadReport | None = None, style: Style | None = None,
     ) -> None:
+        self.style = style or Style()
         self.accounts = accounts
         self.store = store
         self.auth = auth
@@ -53,7 +55,7 @@ class ManagementAPI:
         self.overhead_report = overhead
 
     def mount(self, router: Router) -> None:
-        router.error_shape("/api/", ENVELOPE_SHAPE)
+        router.error_shape("/api/", envelope)
         router.add("GET", "/api/plans", self.plans)
         router.add("GET", "/api/billing/status", self.billing_status)
         router.add("POST", "/api/billing/cancel", self.cancel)
@@ -66,7 +68,8 @@ class ManagementAPI:
         router.add("GET", "/api/usage", self.usage)
         router.add("GET", "/api/usage/{key_id}", self.key_usage)
         router.add("GET", "/api/analytics/overhead", self.overhead)
-        ManagementLifecycleAPI(self.accounts, self.auth, self.ledger, self.max_body, self._key_views).mount(router)
+        ManagementLifecycleAPI(self.accounts, self.auth, self.ledger, self.max_body, self._key_views,
+                               self.style).mount(router)
 
     async def _account_id(self, request: Request) -> str:
         return (await self.auth.authenticate(request.bearer())).account_id
@@ -76,7 +79,7 @@ class ManagementAPI:
         if plan is None:
             return None
         state = await self.ledger.read(subscription_pool(sub, plan))
-        return views.budget_view(state)
+        return views.budget_view(state, usd=money)
 
     async def _credit_balance(self, account_id: str) -> int:
         account = await self.accounts.account(account_id)
@@ -84,7 +87,8 @@ class ManagementAPI:
         return state.remaining
 
     async def plans(self, request: Request, send: Send) -> None:
-        await send_json(send, 200, ok([views.plan_view(p) for p in await self.accounts.list_plans()]))
+        plans = await self.accounts.list_plans()
+        await self.style.reply(request, send, 200, ok([views.plan_view(p) for p in plans]))
 
     async def billing_status(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
@@ -98,8 +102,8 @@ class ManagementAPI:
                 view["budget"] = await self._pool_state(sub)
             subs.append(view)
         balance = await self._credit_balance(account_id)
-        await send_json(send, 200, ok({
-            "accountId": account_id, "subscriptions": subs, "creditBalance": views.usd(balance),
+        await self.style.reply(request, send, 200, ok({
+            "accountId": account_id, "subscriptions": subs, "creditBalance": money(balance),
             "creditBalanceNanos": balance, "creditKeyCount": sum(1 for k in keys if k.type == "credit" and k.is_active),
         }))
 
@@ -108,15 +112,15 @@ class ManagementAPI:
         body = fields.obj(await request.json(self.max_body))
         sub = await self.accounts.cancel_subscription(account_id, fields.string(body, "subscriptionId"))
         keys = [k for k in await self.accounts.keys(account_id) if k.subscription_id == sub.id]
-        await send_json(send, 200, ok(views.subscription_view(sub, keys, self.clock(), None)))
+        await self.style.reply(request, send, 200, ok(views.subscription_view(sub, keys, self.clock(), None)))
 
     async def credits(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
         account = await self.accounts.account(account_id)
         balance = await self._credit_balance(account_id)
-        await send_json(send, 200, ok({
-            "balance": views.usd(balance), "balanceNanos": balance, "granted": views.usd(account.credits_granted),
-            "spent": views.usd(account.credits_granted - balance),
+        await self.style.reply(request, send, 200, ok({
+            "balance": money(balance), "balanceNanos": balance, "granted": money(account.credits_granted),
+            "spent": money(account.credits_granted - balance),
         }))
 
     async def _key_views(self, account_id: str, keys: list[ApiKey]) -> list[dict]:
@@ -138,13 +142,13 @@ class ManagementAPI:
         except UnknownCursor:
             raise fields.bad("after", "is not a key id of this account (use the nextCursor of the page before)") from None
         page, more = keys[:limit], len(keys) > limit
-        await send_json(send, 200, {**ok(await self._key_views(account_id, page)), "hasMore": more,
-                                    "nextCursor": page[-1].id if more else None})
+        await self.style.reply(request, send, 200, {**ok(await self._key_views(account_id, page)), "hasMore": more,
+                                                    "nextCursor": page[-1].id if more else None})
 
-    async def _created(self, send: Send, account_id: str, key: ApiKey, secret: str) -> None:
+    async def _created(self, request: Request, send: Send, account_id: str, key: ApiKey, secret: str) -> None:
         view = (await self._key_views(account_id, [key]))[0]
         view["apiKey"] = secret
-        await send_json(send, 201, ok(view))
+        await self.style.reply(request, send, 201, ok(view))
 
     async def create_key(self, request: Request, send: Send) -> None:
         """`POST /api/keys`: a subscription key when `subscriptionId` is given, else a credit key."""
@@ -153,17 +157,17 @@ class ManagementAPI:
         key_type = body.get("type") or ("subscription" if body.get("subscriptionId") else "credit")
         if key_type not in ("subscription", "credit"):
             raise fields.bad("type", "must be \"subscription\" or \"credit\"")
-        await self._create(send, account_id, body, key_type)
+        await self._create(request, send, account_id, body, key_type)
 
     async def create_subscription_key(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
-        await self._create(send, account_id, fields.obj(await request.json(self.max_body)), "subscription")
+        await self._create(request, send, account_id, fields.obj(await request.json(self.max_body)), "subscription")
 
     async def create_credit_key(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
-        await self._create(send, account_id, fields.obj(await request.json(self.max_body)), "credit")
+        await self._create(request, send, account_id, fields.obj(await request.json(self.max_body)), "credit")
 
-    async def _create(self, send: Send, account_id: str, body: dict, key_type: str) -> None:
+    async def _create(self, request: Request, send: Send, account_id: str, body: dict, key_type: str) -> None:
         name = fields.string(body, "name")
         limit, window = fields.key_budget(body)
         end_user, metadata = body.get("endUser"), body.get("metadata")
@@ -172,12 +176,12 @@ class ManagementAPI:
                 account_id, name, fields.string(body, "subscriptionId"), limit, window, end_user, metadata)
         else:
             key, secret = await self.accounts.create_credit_key(account_id, name, end_user, metadata, limit, window)
-        await self._created(send, account_id, key, secret)
+        await self._created(request, send, account_id, key, secret)
 
     async def revoke_key(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
         key = await self.accounts.revoke_key(account_id, request.params["key_id"])
-        await send_json(send, 200, ok((await self._key_views(account_id, [key]))[0]))
+        await self.style.reply(request, send, 200, ok((await self._key_views(account_id, [key]))[0]))
 
     def _range(self, request: Request) -> tuple[float, float | None]:
         """The report's [since, until): `days` back from now (31 by default), or `since`/`until`; at most a year."""
@@ -204,21 +208,21 @@ class ManagementAPI:
         for sub in await self.accounts.subscriptions(account_id):
             if sub.is_usable(now):
                 subs.append({"subscriptionId": sub.id, "planSlug": sub.plan_slug, "budget": await self._pool_state(sub)})
-        per_key = [{"keyId": key_id, "name": name, "spent": views.usd(spend.cost), "spentNanos": spend.cost,
+        per_key = [{"keyId": key_id, "name": name, "spent": money(spend.cost), "spentNanos": spend.cost,
                     "requests": spend.requests, "cachedTokens": spend.cached_tokens,
-                    "cacheSaved": views.usd(spend.cache_saved), "cacheSavedNanos": spend.cache_saved}
+                    "cacheSaved": money(spend.cache_saved), "cacheSavedNanos": spend.cache_saved}
                    for key_id, name, spend in summary.by_key]
         report = report_of(summary)
         data = {
             "subscriptions": subs, "keys": per_key, "total": report["total"], "byDay": report["by_day"],
             "byWeek": report["by_week"], "byMonth": report["by_month"],
-            "creditBalance": views.usd(await self._credit_balance(account_id)), **self._range_view(since, until),
+            "creditBalance": money(await self._credit_balance(account_id)), **self._range_view(since, until),
         }
         if end_user is not None:
             data["endUser"] = end_user
         if by_end_user:
             data["endUsers"] = end_users_view(await self.store.usage_by_end_user(account_id, since, until, end_user))
-        await send_json(send, 200, ok(data))
+        await self.style.reply(request, send, 200, ok(data))
 
     async def key_usage(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
@@ -230,7 +234,7 @@ class ManagementAPI:
             plan = await self.accounts.store.get_plan(sub.plan_slug)
             window = plan.window if plan else None
         report = report_of(await self.store.usage_summary(account_id, key.id, since, until, window))
-        await send_json(send, 200, ok({
+        await self.style.reply(request, send, 200, ok({
             "keyId": key.id, "name": key.name, "total": report["total"], "byWindow": report["by_window"],
             "byDay": report["by_day"], "byWeek": report["by_week"], "byMonth": report["by_month"],
             **self._range_view(since, until),
@@ -256,4 +260,4 @@ class ManagementAPI:
             raise APIError(404, "not_found", "this gateway does not serve the overhead report")
         data = await asyncio.to_thread(self.overhead_report, records, plans, account_id, since, until, names,
                                        steps in ("1", "true"))
-        await send_json(send, 200, ok(data))
+        await self.style.reply(request, send, 200, ok(data))

@@ -14,7 +14,8 @@ from tollgate.accounts.service import AccountService
 from tollgate.domain.accounts import ApiKey, ManagementKey
 from tollgate.domain.pools import credit_pool
 from tollgate.http import fields, views
-from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.http.request import Request, Router, Send
+from tollgate.http.style import Style, money
 from tollgate.ledger.protocol import BudgetLedger
 
 # (account id, keys) -> their views, as `GET /api/keys` shows them.
@@ -29,7 +30,8 @@ def ok(data: object) -> dict:
 
 class ManagementLifecycleAPI:
     def __init__(self, accounts: AccountService, auth: ManagementAuth, ledger: BudgetLedger, max_body: int,
-                 key_views: KeyViews) -> None:
+                 key_views: KeyViews, style: Style | None = None) -> None:
+        self.style = style or Style()
         self.accounts = accounts
         self.auth = auth
         self.ledger = ledger
@@ -57,7 +59,7 @@ class ManagementLifecycleAPI:
         body = fields.known(fields.obj(await request.json(self.max_body, empty={})), ("graceSeconds",))
         grace = fields.integer(body, "graceSeconds", required=False, default=3600)
         key, secret = await self.accounts.rotate_key(account_id, request.params["key_id"], grace)
-        await send_json(send, 200, ok({**await self._key_view(account_id, key), "apiKey": secret}))
+        await self.style.reply(request, send, 200, ok({**await self._key_view(account_id, key), "apiKey": secret}))
 
     async def update_key(self, request: Request, send: Send) -> None:
         """`PATCH /api/keys/{keyId} {"name", "endUser", "metadata"}`: only the fields sent change; null clears
@@ -67,13 +69,13 @@ class ManagementLifecycleAPI:
         fields.not_null(body, "name")
         changes = {KEY_PATCH_FIELDS[name]: value for name, value in body.items()}
         key = await self.accounts.update_key(account_id, request.params["key_id"], changes)
-        await send_json(send, 200, ok(await self._key_view(account_id, key)))
+        await self.style.reply(request, send, 200, ok(await self._key_view(account_id, key)))
 
     async def list_management_keys(self, request: Request, send: Send) -> None:
         """The account's management keys, revoked ones included; `current` marks the caller's."""
         caller = await self._caller(request)
         keys = await self.accounts.management_keys(caller.account_id)
-        await send_json(send, 200, ok([views.management_key_view(k, caller.id) for k in keys]))
+        await self.style.reply(request, send, 200, ok([views.management_key_view(k, caller.id) for k in keys]))
 
     async def create_management_key(self, request: Request, send: Send) -> None:
         """`POST /api/management-keys {"name"}`: another management key (shown once), e.g. to replace this one."""
@@ -81,13 +83,14 @@ class ManagementLifecycleAPI:
         body = fields.known(fields.obj(await request.json(self.max_body, empty={})), ("name",))
         name = fields.string(body, "name", required=False, default="default")
         key, secret = await self.accounts.create_management_key(caller.account_id, name)
-        await send_json(send, 201, ok({**views.management_key_view(key, caller.id), "managementKey": secret}))
+        await self.style.reply(request, send, 201,
+                               ok({**views.management_key_view(key, caller.id), "managementKey": secret}))
 
     async def revoke_management_key(self, request: Request, send: Send) -> None:
         """Revoke one of the account's management keys, the caller's own included; never the last active one."""
         caller = await self._caller(request)
         key = await self.accounts.revoke_management_key(caller.account_id, request.params["key_id"])
-        await send_json(send, 200, ok(views.management_key_view(key, caller.id)))
+        await self.style.reply(request, send, 200, ok(views.management_key_view(key, caller.id)))
 
     async def credit_history(self, request: Request, send: Send) -> None:
         """`GET /api/billing/credits/history?limit=100&after=<grant id>`: every grant, oldest first."""
@@ -97,8 +100,8 @@ class ManagementLifecycleAPI:
         account, grants = await self.accounts.credit_grants(account_id, after, limit + 1)
         page, more = grants[:limit], len(grants) > limit
         balance = (await self.ledger.read(credit_pool(account))).remaining
-        await send_json(send, 200, {
-            **ok({"granted": views.usd(account.credits_granted), "grantedNanos": account.credits_granted,
-                  "balance": views.usd(balance), "balanceNanos": balance,
+        await self.style.reply(request, send, 200, {
+            **ok({"granted": money(account.credits_granted), "grantedNanos": account.credits_granted,
+                  "balance": money(balance), "balanceNanos": balance,
                   "grants": [views.credit_grant_view(g) for g in page]}),
             "hasMore": more, "nextCursor": page[-1].id if more else None})

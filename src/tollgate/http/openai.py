@@ -8,9 +8,7 @@ translates its requests onto it and differs only in its sink.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-import uuid
 from collections.abc import Callable
 
 import orjson
@@ -25,7 +23,7 @@ from tollgate.domain.timestamps import iso
 from tollgate.domain.windows import DAY
 from tollgate.http import checks, views
 from tollgate.http.errors import APIError
-from tollgate.http.headers import reply_headers, stream_headers
+from tollgate.http.headers import REQUEST_ID, new_request_id, reply_headers, request_id_header, stream_headers
 from tollgate.http.refusals import api_error
 from tollgate.http.request import Request, Router, Send, send_bytes, send_json
 from tollgate.ledger.protocol import BudgetLedger
@@ -46,11 +44,6 @@ JSON = [(b"content-type", b"application/json")]
 # /v1/usage's caching figures for a credit key (no window): its requests of the last this many days.
 CACHING_DAYS_CREDITS = 31
 SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-
-
-def new_request_id() -> str:
-    """A random UUID: the one request-id form every upstream accepts (some validate it as a UUID)."""
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
 
 
 def client_of(request: Request) -> str | None:
@@ -114,12 +107,18 @@ class DataPlane:
         """Run the flow, with a guard that notices the client leaving."""
         call.client = client_of(request)
         call.headers = request.headers
+        request.scope[REQUEST_ID] = call.request_id  # from here the flow counts and logs the request
+        traffic = self.flow.traffic
         guard = self.watch.guard(request.receive)
         guard.start()
+        if traffic is not None:
+            traffic.in_flight += 1
         try:
             await self.flow.run(ctx, call, sink, guard)
         finally:
             guard.stop()
+            if traffic is not None:
+                traffic.in_flight -= 1
 
     def call(self, endpoint: str, body: dict, chain: list, route: str | None, stream: bool) -> Call:
         """The flow's view of a checked request."""
@@ -156,7 +155,8 @@ class OpenAISink:
 
     async def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         error = api_error(refusal)
-        await send_bytes(self.send, error.status, error.openai_body(), JSON + error.headers)
+        await send_bytes(self.send, error.status, error.openai_body(),
+                         JSON + error.headers + [request_id_header(exchange)])
 
     async def open(self, exchange: Exchange) -> None:
         await self.send({"type": "http.response.start", "status": 200, "headers": SSE + stream_headers(exchange)})

@@ -118,6 +118,7 @@ class Router:
         self._exact: dict[tuple[str, str], Handler] = {}
         self._patterns: list[tuple[str, re.Pattern, Handler]] = []
         self._paths: set[str] = set()
+        self._routes: list[tuple[str, str]] = []  # (method, path template) in the order mounted
         self._shapes: list[tuple[str, Shape]] = []
 
     def error_shape(self, prefix: str, shape: Shape) -> None:
@@ -131,8 +132,13 @@ class Router:
                 return shape
         return OPENAI_SHAPE
 
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) mounted, e.g. ("GET", "/v1/models/{model_id}"): for the OpenAPI check."""
+        return list(self._routes)
+
     def add(self, method: str, path: str, handler: Handler) -> None:
         self._paths.add(path)
+        self._routes.append((method, path))
         if "{" not in path:
             self._exact[(method, path)] = handler
             return

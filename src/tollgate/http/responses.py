@@ -16,7 +16,7 @@ from tollgate.domain.grants import Settled
 from tollgate.domain.refusals import BudgetExhausted, Refusal
 from tollgate.http import checks
 from tollgate.http.errors import APIError
-from tollgate.http.headers import reply_headers
+from tollgate.http.headers import reply_headers, request_id_header
 from tollgate.http.openai import DataPlane
 from tollgate.http.refusals import api_error
 from tollgate.http.request import Request, Router, Send, send_bytes
@@ -70,7 +70,8 @@ class ResponsesSink(TranslatedStream):
 
     async def refuse(self, exchange: Exchange, refusal: Refusal) -> None:
         error = spent_for_agents(api_error(refusal), refusal)
-        await send_bytes(self.send, error.status, error.openai_body(), JSON + error.headers)
+        await send_bytes(self.send, error.status, error.openai_body(),
+                         JSON + error.headers + [request_id_header(exchange)])
 
     async def open(self, exchange: Exchange) -> None:
         self.translator = StreamTranslator(self.request, exchange.model.id)

@@ -1,11 +1,13 @@
-"""How account objects look on the wire: snake_case on /admin, camelCase on /api (the reference API's style).
+"""How account objects look on the management (`/api`) and operator (`/admin`) planes.
 
-Money is written as an exact JSON number (`0.14`, never `0.14000000000000001`)
-and, where a client may want to do arithmetic, also as integer nano-dollars.
+Views are plain dicts with each amount of money as `money(nanos)`; `tollgate.http.style` writes them in
+the planes' one style (camelCase, money as a decimal string beside integer nano-dollars). The operator
+views are built with snake_case names: the style writes them camelCase (and, for one release, under
+the old names too).
 
-The operator CLI prints the same operator-plane (snake_case) views, so an account looks the
-same from `tollgate accounts show --json` as from `GET /admin/accounts/{id}`. Its JSON writer
-cannot take an orjson fragment, so those views take the money writer as `usd=`; the CLI
+The operator CLI prints the same operator views as they are built (snake_case), so an account looks
+the same from `tollgate accounts show --json` as it did from `GET /admin/accounts/{id}` before the
+rename. Its JSON writer takes no `Usd` marker, so those views take the money writer as `usd=`; the CLI
 passes `usd_text` (the same exact figure, as a string).
 """
 
@@ -22,10 +24,11 @@ from tollgate.domain.money import format_usd
 from tollgate.domain.pools import PoolState
 from tollgate.domain.pricing import Price, Rates
 from tollgate.domain.timestamps import iso
+from tollgate.http.style import money
 
 
 def usd(nanos: int | None) -> Any:
-    """An exact JSON number of dollars."""
+    """An exact JSON number of dollars (the data plane's prices on /v1/models)."""
     if nanos is None:
         return None
     return orjson.Fragment(format_usd(nanos).encode())
@@ -56,16 +59,16 @@ def pricing(price: Price) -> dict:
     return view
 
 
-# -- operator plane (snake_case) ------------------------------------------------
+# -- operator plane (built snake_case; written camelCase by the style) ------------------------------
 
-def admin_account(a: Account, credit_balance: int | None = None, *, usd: Money = usd) -> dict:
+def admin_account(a: Account, credit_balance: int | None = None, *, usd: Money = money) -> dict:
     view = {"id": a.id, "name": a.name, "created_at": iso(a.created_at), "credits_granted": usd(a.credits_granted)}
     if credit_balance is not None:
         view["credit_balance"] = usd(credit_balance)
     return view
 
 
-def admin_plan(p: Plan, *, usd: Money = usd) -> dict:
+def admin_plan(p: Plan, *, usd: Money = money) -> dict:
     return {
         "slug": p.slug, "name": p.name, "price_monthly": usd(p.price_monthly), "period_days": p.period_days,
         "window": format_duration(p.window), "budget_per_window": usd(p.budget_per_window),
@@ -87,12 +90,12 @@ def admin_management_key(k: ManagementKey) -> dict:
             "created_at": iso(k.created_at), "revoked": k.revoked_at is not None, "revoked_at": iso(k.revoked_at)}
 
 
-def admin_credit_grant(g: CreditGrant, *, usd: Money = usd) -> dict:
+def admin_credit_grant(g: CreditGrant, *, usd: Money = money) -> dict:
     return {"id": g.id, "amount": usd(g.amount), "amount_nanos": g.amount, "note": g.note,
             "created_at": iso(g.created_at)}
 
 
-def admin_key(k: ApiKey, *, usd: Money = usd) -> dict:
+def admin_key(k: ApiKey, *, usd: Money = money) -> dict:
     """An API key as the operator sees it: which pool it draws on and its own budget, if any."""
     return {"id": k.id, "name": k.name, "type": k.type, "subscription_id": k.subscription_id, "prefix": k.prefix,
             "budget": key_budget(k, usd=usd), "active": k.revoked_at is None, "created_at": iso(k.created_at),
@@ -100,19 +103,19 @@ def admin_key(k: ApiKey, *, usd: Money = usd) -> dict:
             "previous_secret_valid_until": iso(k.previous_valid_until)}
 
 
-def key_budget(k: ApiKey, *, usd: Money = usd) -> dict | None:
+def key_budget(k: ApiKey, *, usd: Money = money) -> dict | None:
     """A key's own budget per window (on top of its pool's), or None when it has none."""
     if k.budget_limit is None or k.budget_window is None:
         return None
     return {"limit": usd(k.budget_limit), "window": format_duration(k.budget_window)}
 
 
-# -- management plane (camelCase) -----------------------------------------------
+# -- management plane (built camelCase) ----------------------------------------
 
 def plan_view(p: Plan) -> dict:
     return {
-        "slug": p.slug, "name": p.name, "priceMonthly": usd(p.price_monthly), "periodDays": p.period_days,
-        "window": format_duration(p.window), "budgetPerWindow": usd(p.budget_per_window),
+        "slug": p.slug, "name": p.name, "priceMonthly": money(p.price_monthly), "periodDays": p.period_days,
+        "window": format_duration(p.window), "budgetPerWindow": money(p.budget_per_window),
         "rpm": p.rpm, "tpm": p.tpm, "models": list(p.models) if p.models is not None else None,
         "retired": p.retired,
     }
@@ -140,7 +143,7 @@ def management_key_view(k: ManagementKey, calling_key_id: str) -> dict:
 
 
 def credit_grant_view(g: CreditGrant) -> dict:
-    return {"id": g.id, "amount": usd(g.amount), "amountNanos": g.amount, "note": g.note,
+    return {"id": g.id, "amount": money(g.amount), "amountNanos": g.amount, "note": g.note,
             "createdAt": iso(g.created_at)}
 
 
@@ -153,11 +156,13 @@ def subscription_view(s: Subscription, keys: list[ApiKey], now: float, budget: P
         "keys": [{"id": k.id, "name": k.name, "isActive": k.revoked_at is None} for k in keys],
     }
     if budget is not None:
-        view["budget"] = budget_view(budget)
+        view["budget"] = budget_view(budget, usd=money)
     return view
 
 
-def budget_view(state: PoolState) -> dict:
+def budget_view(state: PoolState, *, usd: Money = usd) -> dict:
+    """A pool's budget now, in the data plane's shape (`/v1/usage`: snake_case, money as JSON numbers); the
+    management plane passes `usd=money` and the style writes it camelCase, money as strings."""
     window = state.pool.window
     return {
         "spent": usd(state.spent), "limit": usd(state.pool.limit), "remaining": usd(state.remaining),

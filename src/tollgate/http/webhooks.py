@@ -15,9 +15,9 @@ from tollgate.alerts.settings import SECRET_PREFIX
 from tollgate.domain.alerts import EVENT_TYPES, AlertDelivery, Webhook
 from tollgate.domain.durations import format_duration
 from tollgate.domain.timestamps import iso
-from tollgate.http import fields, views
-from tollgate.http.errors import ENVELOPE_SHAPE
-from tollgate.http.request import Request, Router, Send, send_json
+from tollgate.http import fields
+from tollgate.http.request import Request, Router, Send
+from tollgate.http.style import Style, envelope, money
 
 PUT_FIELDS = ("url", "secret", "rotateSecret", "thresholds", "creditsLow", "creditsLowNanos", "expiringNotice")
 DELIVERIES_DEFAULT, DELIVERIES_MAX = 50, 200
@@ -36,7 +36,7 @@ def secret_hint(secret: str) -> str:
 def webhook_view(hook: Webhook) -> dict:
     return {
         "url": hook.url, "secretPrefix": secret_hint(hook.secret), "thresholds": list(hook.thresholds),
-        "creditsLow": views.usd(hook.credits_low), "creditsLowNanos": hook.credits_low,
+        "creditsLow": money(hook.credits_low), "creditsLowNanos": hook.credits_low,
         "expiringNotice": format_duration(hook.expiring_notice), "expiringNoticeSeconds": hook.expiring_notice,
         "events": list(EVENT_TYPES), "createdAt": iso(hook.created_at), "updatedAt": iso(hook.updated_at),
     }
@@ -52,13 +52,14 @@ def delivery_view(d: AlertDelivery) -> dict:
 
 
 class WebhooksAPI:
-    def __init__(self, alerts: Alerts, auth: ManagementAuth, max_body: int) -> None:
+    def __init__(self, alerts: Alerts, auth: ManagementAuth, max_body: int, style: Style | None = None) -> None:
+        self.style = style or Style()
         self.alerts = alerts
         self.auth = auth
         self.max_body = max_body
 
     def mount(self, router: Router) -> None:
-        router.error_shape("/api/", ENVELOPE_SHAPE)
+        router.error_shape("/api/", envelope)
         router.add("GET", "/api/webhook", self.show)
         router.add("PUT", "/api/webhook", self.put)
         router.add("DELETE", "/api/webhook", self.delete)
@@ -70,7 +71,7 @@ class WebhooksAPI:
 
     async def show(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
-        await send_json(send, 200, ok(webhook_view(await self.alerts.webhook(account_id))))
+        await self.style.reply(request, send, 200, ok(webhook_view(await self.alerts.webhook(account_id))))
 
     async def put(self, request: Request, send: Send) -> None:
         """`PUT /api/webhook`: create or change; fields left out keep their value (their default when created)."""
@@ -102,7 +103,7 @@ class WebhooksAPI:
         view = webhook_view(hook)
         if secret is not None:
             view["secret"] = secret  # shown this once
-        await send_json(send, 200 if existed else 201, ok(view))
+        await self.style.reply(request, send, 200 if existed else 201, ok(view))
 
     async def _exists(self, account_id: str) -> bool:
         return await self.alerts.store.get_webhook(account_id) is not None
@@ -110,18 +111,18 @@ class WebhooksAPI:
     async def delete(self, request: Request, send: Send) -> None:
         account_id = await self._account_id(request)
         await self.alerts.delete_webhook(account_id)
-        await send_json(send, 200, ok({"deleted": True}))
+        await self.style.reply(request, send, 200, ok({"deleted": True}))
 
     async def deliveries(self, request: Request, send: Send) -> None:
         """`GET /api/webhook/deliveries?limit=50`: the newest deliveries first, with their status and event."""
         account_id = await self._account_id(request)
         limit = fields.query_int(request.query, "limit", DELIVERIES_DEFAULT, 1, DELIVERIES_MAX)
         rows = await self.alerts.deliveries(account_id, limit)
-        await send_json(send, 200, ok([delivery_view(d) for d in rows]))
+        await self.style.reply(request, send, 200, ok([delivery_view(d) for d in rows]))
 
     async def test(self, request: Request, send: Send) -> None:
         """`POST /api/webhook/test`: a `ping` event, delivered (signed, retried) like any other."""
         account_id = await self._account_id(request)
         event = await self.alerts.test(account_id)
-        await send_json(send, 202, ok({"eventId": event.event_id, "type": event.type}))
+        await self.style.reply(request, send, 202, ok({"eventId": event.event_id, "type": event.type}))
 

@@ -79,6 +79,11 @@ class Admitter:
             self._derived.put(ctx.key.id, entry)
         return entry[1], entry[2]
 
+    def recent_pools(self, n: int) -> list[tuple[str, tuple[Pool, ...]]]:
+        """(key id, its pools) of the `n` keys that sent requests most recently, newest first (for the
+        per-key budget gauges of `/metrics`)."""
+        return [(key_id, entry[1]) for key_id, entry in self._derived.recent(n)]
+
     def cache_stats(self) -> CacheStats:
         """Counts of the per-key pools and limits (an entry found for a replaced context: a hit and an invalidation)."""
         return self._derived.stats()

@@ -32,6 +32,7 @@ class Exchange:
     attempt: Attempt | None = None  # once an upstream answered: which model, which deployment
     finished: bool = False  # its reservation is settled or released: nothing may settle it again
     bounds: Limits | None = None  # once an upstream answered: what the request could have produced
+    ttft_ms: float | None = None  # a stream's first event relayed to the client: ms since arrival (the record's)
 
     @property
     def model(self) -> ServedModel:

@@ -32,6 +32,7 @@ from tollgate.domain.refusals import (
 from tollgate.domain.usage import CLIENT_GONE, GATEWAY_FAILED, OK, UPSTREAM_FAILED, UsageRecord
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.proxy import estimate, plausible, relay, unreported
+from tollgate.proxy.upstream_answer import answer_text, error_text
 from tollgate.proxy.admission import MIN_OUTPUT_TOKENS, Admitter, output_allowance
 from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, OUTPUT_LIMIT_FIELDS, Call
 from tollgate.proxy.exchange import Exchange
@@ -40,6 +41,7 @@ from tollgate.proxy.metrics import RouteMetrics
 from tollgate.proxy.models import ServedModel
 from tollgate.proxy.sink import Sink
 from tollgate.proxy.sse import EventStream, Reported, Usage, usage_from
+from tollgate.proxy.traffic import Traffic, refusal_reason
 from tollgate.proxy.upstream.base import UpstreamError
 
 
@@ -52,12 +54,14 @@ class SpendWatcher(Protocol):
 
 class Flow:
     def __init__(self, admitter: Admitter, ledger: BudgetLedger, clock: Callable[[], float] = time.time,
-                 metrics: RouteMetrics | None = None, watch: SpendWatcher | None = None) -> None:
+                 metrics: RouteMetrics | None = None, watch: SpendWatcher | None = None,
+                 traffic: Traffic | None = None) -> None:
         self.admitter = admitter
         self.ledger = ledger
         self.clock = clock
         self.metrics = metrics
         self.watch = watch
+        self.traffic = traffic  # every request's outcome, for /metrics and the request log
 
     # -- entry ----------------------------------------------------------------
 
@@ -74,11 +78,12 @@ class Flow:
             return
         except LedgerBusy as refusal:
             # Not recorded: a record would add to the very backlog that refused it (the ledger counts these).
+            self._observe(ex, self._record(ex, sink.status_for(refusal), None, None), "ledger_busy")
             await sink.refuse(ex, refusal)
             return
         try:
             ex.attempt = await relay.send(call.chain, call.path, lambda m: self._body(ex, m), call.request_id,
-                                          call.headers)
+                                          call.headers, self.traffic)
         except UpstreamUnavailable as refusal:
             await self._release(ex)
             await self._refuse(ex, sink, refusal, "; ".join(refusal.failures)[:500])
@@ -168,7 +173,7 @@ class Flow:
         if not isinstance(obj, dict):
             await self._settle_failed(ex, sink, UpstreamBroke("the upstream sent an answer that is not a JSON object"))
             return
-        usage = self._usage(ex, usage_from(obj), lambda: self._estimate(ex, _answer_text(obj), 0))
+        usage = self._usage(ex, usage_from(obj), lambda: self._estimate(ex, answer_text(obj), 0))
         ex.guard.stop()  # the answer is in: a client leaving now changes nothing
         settled = await self._settle(ex, usage, OK, None)
         model = ex.attempt.model
@@ -195,6 +200,8 @@ class Flow:
                     held = out
                     break
                 if out:
+                    if ex.ttft_ms is None:
+                        ex.ttft_ms = ex.latency_ms()
                     await sink.events(out)
         except asyncio.CancelledError:
             await response.aclose()
@@ -204,6 +211,8 @@ class Flow:
         except UpstreamError as exc:
             failure, status = f"upstream {exc.kind}: {exc}", UPSTREAM_FAILED
             await response.aclose()  # a stream given up on must not go on generating
+        if ex.ttft_ms is None and held:
+            ex.ttft_ms = ex.latency_ms()  # the whole answer came with its end
         reported = events.usage if events.done or status == OK else None
         usage = self._usage(ex, reported, lambda: self._estimate(ex, events.text(), events.pieces))
         if failure is None and not events.done and events.usage is None:
@@ -238,7 +247,7 @@ class Flow:
         except UpstreamError:
             raw = b""
         await self._release(ex)
-        message, code = _upstream_error_text(raw)
+        message, code = error_text(raw)
         await self._refuse(ex, sink, UpstreamRejected(response.status, code, message), message[:500])
 
     # -- settlement -----------------------------------------------------------
@@ -267,7 +276,8 @@ class Flow:
             return plausible.from_upstream(reported, bounds)
         return plausible.within(estimate(), bounds)
 
-    async def _settle(self, ex: Exchange, usage: Usage, status: int, error: str | None) -> Settled:
+    async def _settle(self, ex: Exchange, usage: Usage, status: int, error: str | None,
+                      reason: str | None = None) -> Settled:
         ex.finished = True
         grant = ex.grant
         usage = plausible.within(usage, self._bounds(ex))  # (a no-op for usage checked already)
@@ -287,7 +297,7 @@ class Flow:
         if self.watch is not None:
             self.watch.settled(ex.ctx, settled.states)
         self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
-        self._observe(ex.call, record)
+        self._observe(ex, record, reason)
         return settled
 
     async def _release(self, ex: Exchange) -> None:
@@ -315,7 +325,7 @@ class Flow:
     async def _settle_failed(self, ex: Exchange, sink: Sink, refusal: UpstreamBroke) -> None:
         """The upstream answered and then failed: charge the prompt it read, tell the client."""
         usage = self._estimate(ex, "", 0, prompt_only=True)
-        await self._settle(ex, usage, UPSTREAM_FAILED, refusal.message)
+        await self._settle(ex, usage, UPSTREAM_FAILED, refusal.message, refusal_reason(refusal))
         await sink.refuse(ex, refusal)
 
     def _record(self, ex: Exchange, status: int, error: str | None, usage: Usage | None) -> UsageRecord:
@@ -329,23 +339,27 @@ class Flow:
             usage_basis=usage.basis if usage else None,
             stream=call.stream, fallbacks=ex.fallbacks, error=error, session=call.session,
             cached_prefix_tokens=usage.cached_tokens if usage else None, request_text=call.request_text,
-            client=call.client,
+            client=call.client, ttft_ms=ex.ttft_ms,
         )
 
     async def _refuse(self, ex: Exchange, sink: Sink, refusal: Refusal, error: str) -> None:
         """Record the refusal with the status the client is told (nothing is charged), then tell it."""
-        await self._record_failure(ex, sink.status_for(refusal), error)
+        await self._record_failure(ex, sink.status_for(refusal), error, refusal_reason(refusal))
         await sink.refuse(ex, refusal)
 
-    async def _record_failure(self, ex: Exchange, status: int, error: str) -> None:
+    async def _record_failure(self, ex: Exchange, status: int, error: str, reason: str | None = None) -> None:
         record = self._record(ex, status, error, None)
-        self._observe(ex.call, record)
+        self._observe(ex, record, reason)
         await self.ledger.record(record)
 
-    def _observe(self, call: Call, record: UsageRecord) -> None:
+    def _observe(self, ex: Exchange, record: UsageRecord, reason: str | None = None) -> None:
+        """Every request passes here once, when it is over (`reason`: the refusal's name, when refused)."""
+        call = ex.call
         if self.metrics is not None and call.route is not None:
             self.metrics.observe(f"{call.profile}:{call.route}", record.model, record.status, record.latency_ms,
                                  record.cost, record.input_tokens, record.output_tokens, record.fallbacks)
+        if self.traffic is not None:
+            self.traffic.finished(record, ex.attempt.upstream.name if ex.attempt is not None else None, reason)
 
 
 def usage_block(usage: Usage) -> dict:
@@ -354,44 +368,3 @@ def usage_block(usage: Usage) -> dict:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens, "estimated": usage.estimated,
             "usage_basis": usage.basis}
-
-
-def _answer_text(obj: dict) -> str:
-    """The text of a whole answer, to count when it reports no usage; whatever shape the upstream sent."""
-    texts = []
-    choices = obj.get("choices")
-    for choice in choices if isinstance(choices, list) else ():
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message")
-        if isinstance(message, dict):
-            calls = message.get("tool_calls")
-            if calls is not None and not isinstance(calls, list):
-                message = {**message, "tool_calls": None}  # a shape no tool call has: its text is not counted
-            texts.append(estimate.message_text(message))
-            for key in ("reasoning_content", "reasoning"):  # the reasoning some servers return beside the answer
-                if isinstance(message.get(key), str):
-                    texts.append(message[key])
-        if isinstance(choice.get("text"), str):
-            texts.append(choice["text"])
-    return "".join(texts)
-
-
-def _upstream_error_text(raw: bytes) -> tuple[str, str]:
-    """(message, code) of an upstream's error body, in whichever shape it came (docs/upstream-quirks.md):
-    OpenAI's `{"error": {...}}`, `{"error": "text"}`, vLLM's top-level `message`, FastAPI's `detail`."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        obj = None
-    if isinstance(obj, dict):
-        error = obj.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message") or "upstream error")[:1000], str(error.get("code") or "upstream_error")[:100]
-        if isinstance(error, str):
-            return error[:1000], "upstream_error"
-        for key in ("message", "detail"):
-            if obj.get(key):
-                text = obj[key] if isinstance(obj[key], str) else orjson.dumps(obj[key]).decode()
-                return text[:1000], "upstream_error"
-    return (raw[:300].decode("utf-8", "replace") or "upstream error"), "upstream_error"

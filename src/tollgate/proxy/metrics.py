@@ -1,4 +1,7 @@
-"""Per-route counters since start: requests, latency, cost and fallbacks, by profile, category and model."""
+"""Per-route counters since start: requests, latency, cost and fallbacks, by profile, category and model.
+
+Served as JSON at `/admin/metrics/routes` and to Prometheus by http/prometheus.py `RouteCollector`.
+"""
 
 from __future__ import annotations
 
@@ -49,22 +52,3 @@ class RouteMetrics:
                 "cost_nanos": s.cost, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
             })
         return rows
-
-    def prometheus(self) -> str:
-        lines = [
-            "# HELP tollgate_route_requests_total Requests routed by model auto, by profile, category and model.",
-            "# TYPE tollgate_route_requests_total counter",
-        ]
-        fields = (("requests", "tollgate_route_requests_total"), ("errors", "tollgate_route_errors_total"),
-                  ("fallbacks", "tollgate_route_fallbacks_total"), ("latency_ms", "tollgate_route_latency_ms_sum"),
-                  ("cost", "tollgate_route_cost_nanodollars_total"))
-        for attr, name in fields:
-            if attr != "requests":
-                lines.append(f"# TYPE {name} counter")
-            for (profile, category, model), s in sorted(self.stats.items()):
-                labels = f'profile="{profile}",category="{category}",model="{model}"'
-                lines.append(f"{name}{{{labels}}} {getattr(s, attr)}")
-        lines.append("# TYPE tollgate_route_classified_total counter")
-        for (profile, category), count in sorted(self.classified.items()):
-            lines.append(f'tollgate_route_classified_total{{profile="{profile}",category="{category}"}} {count}')
-        return "\n".join(lines) + "\n"

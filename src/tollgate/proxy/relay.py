@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from tollgate.domain.refusals import UpstreamUnavailable
 from tollgate.proxy.models import ServedModel
@@ -31,13 +32,21 @@ class Attempt:
 BodyBuilder = Callable[[ServedModel], bytes | None]
 
 
+class RelayObserver(Protocol):
+    """Told of each try that failed and each move to the next deployment (tollgate.proxy.traffic)."""
+
+    def upstream_failed(self, upstream: str, kind: str, message: str) -> None: ...
+    def fell_back(self, upstream: str) -> None: ...
+
+
 async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_id: str | None = None,
-               client_headers: Mapping[str, str] | None = None) -> Attempt:
+               client_headers: Mapping[str, str] | None = None, observer: RelayObserver | None = None) -> Attempt:
     """The first usable response along the chain. The caller must `done(attempt)` when finished.
 
     Raises UpstreamUnavailable when every deployment of every model failed.
     """
     failures: list[str] = []
+    failed: list[str] = []  # the upstream of each failed try, in order (for the observer)
     timed_out = False
     wait: float | None = None  # the shortest wait a rate-limited or overloaded upstream asked for
     tried = 0
@@ -55,6 +64,9 @@ async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_
                 timed_out = timed_out or exc.kind == "timeout"
                 failures.append(f"{model.id} via {upstream.name}: {exc}")
                 tried += 1
+                if observer is not None:
+                    observer.upstream_failed(upstream.name, exc.kind, str(exc))
+                    failed.append(upstream.name)
                 continue
             except BaseException:
                 upstream.inflight -= 1
@@ -68,9 +80,21 @@ async def send(chain: list[ServedModel], path: str, build: BodyBuilder, request_
                         wait = hint
                 await response.aclose()
                 tried += 1
+                if observer is not None:
+                    observer.upstream_failed(upstream.name, f"http_{response.status}", f"HTTP {response.status}")
+                    failed.append(upstream.name)
                 continue
+            if failed and observer is not None:
+                _fell_back(observer, failed)
             return Attempt(model, upstream, response, tried)
+    if failed and observer is not None:
+        _fell_back(observer, failed[:-1])  # the last try had nowhere to go
     raise UpstreamUnavailable(failures, timed_out, wait)
+
+
+def _fell_back(observer: RelayObserver, upstreams: list[str]) -> None:
+    for name in upstreams:
+        observer.fell_back(name)
 
 
 def done(attempt: Attempt) -> None:

@@ -12,14 +12,20 @@ from tollgate.config.schema import Config
 from tollgate.costlab.live_api import overhead_report
 from tollgate.http.admin import AdminAPI
 from tollgate.http.cache_metrics import CacheMetrics
+from tollgate.http.dashboard import Dashboard
 from tollgate.http.anthropic import AnthropicAPI
 from tollgate.http.app import App
+from tollgate.http.cors import Cors
 from tollgate.http.ledger_metrics import LedgerMetricsAPI
 from tollgate.http.manage import ManagementAPI
 from tollgate.http.openai import DataPlane, OpenAIAPI
 from tollgate.http.request import Router
+from tollgate.http.request_log import RequestLogAPI
 from tollgate.http.responses import ResponsesAPI
+from tollgate.http.style import Style
+from tollgate.http.usage_series import UsageSeriesAPI
 from tollgate.http.webhooks import WebhooksAPI
+from tollgate.serve.observability import mount_observability
 from tollgate.serve.services import Services, open_services
 from tollgate.serve.setup import operator_token, save_admin_hash
 
@@ -29,19 +35,26 @@ log = logging.getLogger("tollgate.serve")
 def mount(router: Router, services: Services, admin: AdminAuth) -> None:
     config, store = services.config, services.store
     max_body = config.server.max_body_bytes
+    style = Style(old_names=config.server.legacy_field_names)
     auth = ConsumptionAuth(store, services.clock, capacity=config.server.key_cache)
     plane = DataPlane(auth, services.resolver, services.flow, max_body, config.server.store_request_text)
     OpenAIAPI(plane, services.registry, services.ledger, services.admitter, services.clock, store).mount(router)
     AnthropicAPI(plane).mount(router)
     ResponsesAPI(plane).mount(router)
     ManagementAPI(services.accounts, store, ManagementAuth(store), services.ledger, max_body, services.clock,
-                  overhead=overhead_report(config.models)).mount(router)
+                  overhead=overhead_report(config.models), style=style).mount(router)
     if services.alerts is not None:
-        WebhooksAPI(services.alerts, ManagementAuth(store), max_body).mount(router)
+        WebhooksAPI(services.alerts, ManagementAuth(store), max_body, style).mount(router)
     caches = CacheMetrics(auth, services.admitter)
     AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
-             services.metrics, caches).mount(router)
-    LedgerMetricsAPI(admin, services.ledger).mount(router)
+             services.metrics, caches, style).mount(router)
+    LedgerMetricsAPI(admin, services.ledger, style).mount(router)
+    mount_observability(router, services, admin, caches)  # /metrics, /admin/metrics/traffic, /openapi.json
+    # The request log, usage over time and the dashboard that reads them (issue 15; docs/dashboard.md).
+    RequestLogAPI(services.accounts, store, ManagementAuth(store), auth, admin).mount(router)
+    UsageSeriesAPI(services.accounts, store, ManagementAuth(store), admin, services.ledger,
+                   services.clock).mount(router)
+    Dashboard().mount(router)
 
 
 def settle_garbage_collector() -> None:
@@ -69,6 +82,7 @@ def create_app(config: Config, announce: Callable[[Services, str | None], None] 
         store = services.store
         admin = AdminAuth(token.stored, known=token.known, upgrade=lambda stored: save_admin_hash(store, stored))
         mount(router, services, admin)
+        app.traffic, app.access_log = services.traffic, services.access_log
         settle_garbage_collector()
         if announce is not None:
             announce(services, token.known if token.shown_once else None)
@@ -79,4 +93,6 @@ def create_app(config: Config, announce: Callable[[Services, str | None], None] 
             await services.close()
             log.info("shut down cleanly: every usage record is written")
 
-    return App(router, on_startup=[startup], on_shutdown=[shutdown])
+    cors = Cors(config.server.cors_origins) if config.server.cors_origins else None
+    app = App(router, on_startup=[startup], on_shutdown=[shutdown], cors=cors)
+    return app

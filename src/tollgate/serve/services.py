@@ -17,11 +17,13 @@ from tollgate.ledger.retention import Retention
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.ledger.ratelimit import RateLimiter
 from tollgate.ledger.writer import LedgerWriter
+from tollgate.proxy.access_log import AccessLog
 from tollgate.proxy.admission import Admitter, KeyLimits
 from tollgate.proxy.flow import Flow
 from tollgate.proxy.metrics import RouteMetrics
 from tollgate.proxy.models import ModelRegistry
 from tollgate.proxy.resolve import AutoRouter, ModelResolver
+from tollgate.proxy.traffic import Traffic
 from tollgate.proxy.upstream.base import Upstream
 from tollgate.proxy.upstream.factory import build_upstream
 from tollgate.serve.setup import open_configured_store
@@ -49,10 +51,14 @@ class Services:
     clock: Callable[[], float] = time.time
     tasks: list[asyncio.Task] = field(default_factory=list)
     alerts: Alerts | None = None  # the account webhooks (`[alerts] enabled`)
+    traffic: Traffic | None = None  # every request's outcome (/metrics, /admin/metrics/traffic)
+    access_log: AccessLog | None = None  # one JSON line per request (`[logging] requests`)
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.access_log is not None:
+            self.access_log.close()
         if self.alerts is not None:
             await self.alerts.close()
         await self.ledger.close()
@@ -78,15 +84,20 @@ async def open_services(config: Config, clock: Callable[[], float] = time.time) 
     limiter = RateLimiter()
     admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS, capacity=config.server.key_cache)
     alerts = Alerts(store, ledger, config.alerts, clock) if config.alerts.enabled else None
+    access_log = AccessLog.open(config.logging.requests)
+    traffic = Traffic(upstreams, clock, access_log)
     services = Services(
         config=config, store=store, writer=writer, ledger=ledger, limiter=limiter,
         accounts=AccountService(store, clock), upstreams=upstreams, registry=registry,
         resolver=ModelResolver(registry, router), admitter=admitter,
-        flow=Flow(admitter, ledger, clock, metrics, watch=alerts), metrics=metrics, clock=clock, alerts=alerts,
+        flow=Flow(admitter, ledger, clock, metrics, watch=alerts, traffic=traffic), metrics=metrics, clock=clock,
+        alerts=alerts, traffic=traffic, access_log=access_log,
     )
     if alerts is not None:
         await alerts.start()
     services.tasks.append(asyncio.get_running_loop().create_task(_expire_forever(ledger)))
+    if access_log is not None:
+        services.tasks.append(asyncio.get_running_loop().create_task(access_log.run_forever()))
     keep = config.ledger.usage_retention_days * DAY
     if keep:
         retention = Retention(store, keep, config.ledger.prune_batch, config.ledger.prune_every, clock)

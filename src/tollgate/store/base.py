@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tollgate.domain.accounts import Account, ApiKey, CreditGrant, KeyContext, ManagementKey, Plan, Subscription
 from tollgate.domain.alerts import AlertDelivery, AlertEvent, Webhook
@@ -12,6 +12,10 @@ from tollgate.domain.spend import Spend, SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.persistence import LedgerStore
 from tollgate.store.usage_by_end_user import EndUserSpend
+
+if TYPE_CHECKING:  # (these modules import UnknownCursor from here)
+    from tollgate.store.request_log import LoggedRequest, RequestFilter
+    from tollgate.store.usage_series import AccountSpend, UsageSeries
 
 
 class UnknownCursor(LookupError):
@@ -176,3 +180,16 @@ class Store(LedgerStore, Protocol):
     async def prune_alerts(self, finished_before: float, now: float) -> int:
         """Forget finished deliveries made before `finished_before` whose event cannot be detected again
         (a bounded batch); how many."""
+
+    # -- the request log and usage over time (issue 15; store/request_log.py, store/usage_series.py) --
+
+    async def request_log(self, request_filter: RequestFilter, before: int | None, limit: int) -> list[LoggedRequest]:
+        """Up to `limit` raw records of the filter, newest first, after record id `before` (the last of the page
+        before; `UnknownCursor` when it is none of the filter's account or key)."""
+    async def usage_series(self, account_id: str, since: float, until: float, group_by: str | None, bucket: int,
+                           key_id: str | None = None) -> UsageSeries:
+        """The account's (or one key's) usage per hour or day and group, from the hourly aggregates only."""
+    async def spend_by_account(self, since: float, until: float, after: str | None,
+                               limit: int) -> list[AccountSpend]:
+        """A page of accounts (oldest first, after account id `after`: `UnknownCursor` if none such) with their
+        usage in the range, from the hourly aggregates."""

@@ -21,13 +21,9 @@ from typing import TypeVar
 import orjson
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, ManagementKey, Plan, Subscription
-from tollgate.domain.alerts import AlertDelivery, AlertEvent, Webhook
-from tollgate.domain.spend import Spend, SpendSummary
-from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, StoredReservation
 from tollgate.ledger.journal import Backlog, BacklogLimit, Entry, Journal, JournalBusy, JournaledWrites
 from tollgate.ledger.sql import apply_entries, apply_rows, journal_json, ledger_rows, rejection, set_aside
-from tollgate.store import alert_rows, usage_sums
 from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
 from tollgate.store.account_rows import key_context, key_contexts, subscription_of
 from tollgate.store.base import Changes
@@ -36,7 +32,9 @@ from tollgate.store.change_log import changes_since
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
+from tollgate.store.sqlite_alerts import SQLiteAlerts
 from tollgate.store.sqlite_lifecycle import SQLiteLifecycle
+from tollgate.store.sqlite_usage import SQLiteUsage
 from tollgate.store.worker import DatabaseThread
 
 T = TypeVar("T")
@@ -50,7 +48,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore(SQLiteLifecycle):
+class SQLiteStore(SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
     def __init__(self, url: str, backlog: BacklogLimit | None = None) -> None:
         self.path = sqlite_path(url)
         self._backlog_limit = backlog or BacklogLimit()
@@ -396,69 +394,3 @@ class SQLiteStore(SQLiteLifecycle):
         rows = await self._ledger_read(lambda c: c.execute(
             "SELECT id, pools, amount, created_at, expires_at FROM reservations").fetchall())
         return [StoredReservation(r[0], tuple(tuple(p) for p in json.loads(r[1])), r[2], r[3], r[4]) for r in rows]
-
-    async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
-        rows = await self._ledger_read(lambda c: c.execute(
-            "SELECT request_text, route, model FROM usage_records WHERE request_text IS NOT NULL AND route IS NOT NULL"
-            " AND created_at >= ? ORDER BY random() LIMIT ?", (since, count)).fetchall())
-        return [tuple(r) for r in rows]
-
-    async def usage_records(
-        self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
-    ) -> list[UsageRecord]:
-        return await self._ledger_read(lambda c: usage_sums.usage_records(c, account_id, key_id, since, until))
-
-    async def usage_summary(
-        self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None,
-        window: int | None = None, per_key: bool = False,
-    ) -> SpendSummary:
-        return await self._ledger_read(
-            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key))
-
-    async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
-        return await self._ledger_read(lambda c: usage_sums.usage_total(c, account_id, key_id, since))
-
-    async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
-        return await self._ledger_read(self._tx(lambda c: usage_sums.prune_usage(c, before, limit, after)))
-
-    async def usage_records_page(self, after_id: int, before: float | None,
-                                 limit: int) -> list[tuple[int, UsageRecord]]:
-        return await self._ledger_read(lambda c: usage_sums.records_page(c, after_id, before, limit))
-
-    # -- alert webhooks and their outbox (store/alert_rows.py, docs/alerts.md) --
-
-    async def get_webhook(self, account_id: str) -> Webhook | None:
-        return await self._run(lambda c: alert_rows.get_webhook(c, account_id))
-
-    async def list_webhooks(self) -> list[Webhook]:
-        return await self._run(alert_rows.list_webhooks)
-
-    async def put_webhook(self, webhook: Webhook) -> None:
-        await self._run(lambda c: alert_rows.put_webhook(c, webhook))
-
-    async def delete_webhook(self, account_id: str, at: float) -> bool:
-        return await self._run(self._tx(lambda c: alert_rows.delete_webhook(c, account_id, at)))
-
-    async def enqueue_alerts(self, events: Sequence[AlertEvent]) -> list[str]:
-        return await self._run(self._tx(lambda c: alert_rows.enqueue(c, events)))
-
-    async def due_alerts(self, now: float, limit: int) -> list[AlertDelivery]:
-        return await self._run(lambda c: alert_rows.due(c, now, limit))
-
-    async def record_alert_attempt(self, delivery_id: int, attempts: int, next_attempt_at: float | None,
-                                   delivered_at: float | None, failed_at: float | None, status: int | None,
-                                   error: str | None) -> None:
-        await self._run(lambda c: alert_rows.record_attempt(c, delivery_id, attempts, next_attempt_at, delivered_at,
-                                                            failed_at, status, error))
-
-    async def recent_alerts(self, account_id: str, limit: int) -> list[AlertDelivery]:
-        return await self._run(lambda c: alert_rows.recent(c, account_id, limit))
-
-    async def pending_alerts(self, account_id: str) -> int:
-        return await self._run(lambda c: alert_rows.pending_count(c, account_id))
-
-    async def subscriptions_near_end(self, since: float, now: float) -> list[Subscription]:
-        return await self._run(lambda c: alert_rows.subscriptions_near_end(c, since, now))
-
-    async def prune_alerts(self, finished_before: float, now: float) -> int:
-        return await self._run(lambda c: alert_rows.prune(c, finished_before, now))
