@@ -25,8 +25,10 @@ def _missing(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API runs an event loop on this thread while it is open, and every
+    later `asyncio.run` in the session (most of the suite) would find it running. It closes with the module."""
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:

@@ -11,6 +11,8 @@ Directives in the last user message (or the prompt) steer one request:
   [[delay:S]]      wait S seconds between streamed tokens
   [[head-delay:S]] wait S seconds before answering at all
   [[status:N]]     answer HTTP N with an OpenAI error body
+  [[auth-error:N]] answer HTTP N with an error whose message quotes the Authorization header it got, as
+                   some providers do for a wrong key ("Incorrect API key provided: ...")
   [[tool:NAME]]    answer with a call to tool NAME (arguments {"city": "Paris"})
   [[no-usage]]     leave the usage block out (non-streamed) / never send the usage chunk
   [[echo]]         answer with the JSON of the request body as the content
@@ -29,7 +31,8 @@ Directives in the last user message (or the prompt) steer one request:
 Server-wide faults: --fail-status N (every request answers N). --reply TEXT: answer TEXT to
 every request without directives. GET /_bodies/<X-Request-Id> returns the body the gateway sent.
 GET /_stats returns counters, including streams the client abandoned and how
-many tokens each had produced when it was cut, and `usages`: the usage blocks it reported.
+many tokens each had produced when it was cut, `usages`: the usage blocks it reported, and
+`authorizations`: the distinct Authorization headers it was sent.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ class Fake:
         self.reply = reply
         self.by_request_id: dict[str, dict] = {}
         self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "cancelled_tokens": [], "bodies": [],
-                      "usages": []}
+                      "usages": [], "authorizations": []}
 
     def error(self, status: int) -> web.Response:
         body = {"error": {"message": f"fake upstream {self.name} says {status}", "type": "fake_error",
@@ -143,6 +146,9 @@ class Fake:
         body = await request.json()
         self.stats["requests"] += 1
         self.stats["bodies"] = (self.stats["bodies"] + [body])[-50:]
+        auth = request.headers.get("Authorization")
+        if auth is not None and auth not in self.stats["authorizations"]:
+            self.stats["authorizations"] = (self.stats["authorizations"] + [auth])[-10:]
         request_id = request.headers.get("X-Request-Id")
         if request_id:
             self.by_request_id[request_id] = body
@@ -161,6 +167,11 @@ class Fake:
                     return web.Response(status=499)
         if "status" in d:
             return self.error(int(d["status"]))
+        if "auth-error" in d:
+            message = f"Incorrect API key provided: {request.headers.get('Authorization', '(none)')}"
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error",
+                                                "code": "invalid_api_key", "param": None}},
+                                     status=int(d["auth-error"]))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         n = int(d["reply"]) if "reply" in d else 8
         if max_tokens is not None:

@@ -3,12 +3,14 @@
 `/metrics` is read with `prometheus_client`'s own parser and held to the requests this test made:
 successes, a fallback, an upstream failure, a budget 429, a refusal before the flow. The request
 log is the gateway's own file; every number it and the metrics show is checked against what the
-clients were told (the cost headers, the usage blocks).
+clients were told (the cost headers, the usage blocks). After real traffic no secret (an API key, a
+management key, the operator token, the upstream's own key) is in any log line, metric or request log.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -278,3 +280,85 @@ def test_the_request_log_can_go_to_standard_error(gateway_factory, fake_upstream
     assert (line["key_id"], line["status"], line["cost_nanos"]) == (key["key_id"], 200,
                                                                    int(r.headers["x-request-cost-nanos"]))
     assert key["sk"] not in gw.log.read_text()
+
+
+def fragments(secret: str, size: int = 16) -> set[str]:
+    """Every `size`-character piece of `secret`: none may show, though its display prefix (10) may."""
+    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+
+
+def test_no_secret_reaches_a_log_line_a_metric_or_the_request_log(tmp_path, upstream_factory, gateway_factory):
+    upstream = upstream_factory()
+    upstream_key = "upk-" + secrets.token_urlsafe(32)
+    config = fake_config(upstream.url)
+    config["upstreams"][0]["api_key_env"] = "TOLLGATE_TEST_UPSTREAM_KEY"
+    log = tmp_path / "requests.jsonl"
+    config["logging"] = {"requests": str(log)}
+    config["metrics"] = {"per_key": True}
+    gw = gateway_factory(config, env={"TOLLGATE_TEST_UPSTREAM_KEY": upstream_key})
+    std, tiny = gw.key("standard", name="std"), gw.key("tiny", name="tiny")
+    answers: list[httpx.Response] = []
+
+    def sent(r: httpx.Response, status: int) -> httpx.Response:
+        assert r.status_code == status, r.text
+        answers.append(r)
+        return r
+
+    # Successes (one streamed), an upstream failure, an upstream refusal that quotes the key it was sent
+    # (as some providers answer a wrong key), a budget 429, and refusals at the edge of secrets that are
+    # real but in the wrong place, or one character off.
+    sent(chat(gw, std["sk"], "hello there [[reply:3]]"), 200)
+    headers, _ = stream(gw, std["sk"], "stream this [[reply:4]]")
+    sent(chat(gw, std["sk"], "[[status:500]]"), 502)
+    quoted = sent(chat(gw, std["sk"], "[[auth-error:401]]"), 502)  # the gateway's credentials, not the client's
+    assert quoted.json()["error"]["code"] == "upstream_error"
+    assert "Incorrect API key provided: Bearer [redacted]" in quoted.json()["error"]["message"]
+    for _ in range(50):  # bounded: the tiny plan's $0.001 lasts a few of these
+        r = chat(gw, tiny["sk"], "the cat " * 50 + "[[reply:100]]", max_tokens=100)
+        if r.status_code != 200:
+            break
+    sent(r, 429)
+    near_miss = std["sk"][:-1] + ("A" if std["sk"][-1] != "A" else "B")
+    for wrong in (std["mk"], gw.admin_token, near_miss, upstream_key):
+        sent(chat(gw, wrong, "hello"), 401)
+    sent(httpx.post(gw.url + "/anthropic/v1/messages", timeout=30, headers={"x-api-key": near_miss},
+                    json={"model": "fake-chat", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}), 401)
+    sent(gw.manage("GET", "/api/keys", std["sk"]), 401)
+    sent(gw.admin("GET", "/admin/accounts", token=std["mk"]), 401)
+    sent(gw.admin("GET", "/admin/accounts", token=gw.admin_token[:-1] + "x"), 401)
+    rotated = gw.manage("POST", f"/api/keys/{std['key_id']}/rotate", std["mk"], {"graceSeconds": 60})
+    assert rotated.status_code == 200, rotated.text
+    new_sk = rotated.json()["data"]["apiKey"]
+    sent(chat(gw, new_sk, "rotated [[reply:2]]"), 200)
+    sent(chat(gw, std["sk"], "still in its grace [[reply:2]]"), 200)
+
+    # The upstream was sent its key (so there was one to leak), and only ever that.
+    assert httpx.get(upstream.url + "/_stats", timeout=30).json()["authorizations"] == [f"Bearer {upstream_key}"]
+
+    ids = {r.headers["x-request-id"] for r in answers} | {headers["x-request-id"]}
+    log_lines(log, ids)  # every request is in the file: nothing below is read before it is written
+    m = scrape(gw)
+    assert named(m, "tollgate_key_budget_remaining_nanodollars")  # the per-key gauges are on
+    assert value(m, "tollgate_refusals_total", reason="upstream_rejected") is None  # the upstream's 401: not the client's
+    assert value(m, "tollgate_refusals_total", reason="upstream_error") == 1  # ... a 502 of the gateway
+    texts = {
+        "/metrics": gw.admin("GET", "/metrics").text,
+        "request log": log.read_text(),
+        "gateway output": gw.log.read_text(),
+        "owner's request log": gw.manage("GET", "/api/requests?limit=100", std["mk"]).text,
+        "operator's request log": gw.admin("GET", "/admin/requests?limit=100").text,
+        "key's own request log": gw.manage("GET", "/v1/requests?limit=100", new_sk).text,
+    }
+    for path in ("/admin/metrics/traffic", "/admin/metrics/ledger", "/admin/metrics/caches"):
+        r = gw.admin("GET", path)
+        assert r.status_code == 200, r.text
+        texts[path] = r.text
+    assert "[redacted]" in texts["owner's request log"] and "[redacted]" in texts["operator's request log"]
+    assert len(texts["request log"].splitlines()) >= len(ids)
+    named_secrets = {"std key": std["sk"], "rotated key": new_sk, "tiny key": tiny["sk"], "std management key":
+                     std["mk"], "tiny management key": tiny["mk"], "operator token": gw.admin_token,
+                     "upstream key": upstream_key}
+    for where, text in texts.items():
+        for what, secret in named_secrets.items():
+            leaked = sorted(piece for piece in fragments(secret) if piece in text)
+            assert not leaked, f"{what} in {where}: {leaked[:3]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tollgate.config import ConfigError, load_config
-from tollgate.proxy.upstream_answer import error_text
+from tollgate.proxy.upstream_answer import error_text, without_secret
 from tollgate.proxy.retry_hint import MAX_HINT, retry_after
 from tollgate.proxy.sse import EventStream, Reported, usage_from
 
@@ -106,3 +106,14 @@ def test_a_running_usage_in_every_chunk_ends_as_the_last_one():
 ])
 def test_an_error_body_of_any_shape_gives_a_message(body, message):
     assert error_text(body) == message
+
+
+def test_the_upstreams_key_is_taken_out_of_its_error_messages(tmp_path):
+    from tollgate.proxy.upstream.http import HTTPUpstream
+
+    key = "vendor-key-0123456789abcdefghij"
+    upstream = HTTPUpstream(upstream_config(tmp_path, ""), key)
+    assert upstream.secret == key and HTTPUpstream(upstream_config(tmp_path, ""), None).secret is None
+    quoted = f"Incorrect API key provided: Bearer {key}; again: {key}."
+    assert without_secret(quoted, key) == "Incorrect API key provided: Bearer [redacted]; again: [redacted]."
+    assert without_secret(quoted, None) == quoted and without_secret(quoted, "") == quoted

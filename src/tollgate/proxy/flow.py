@@ -32,7 +32,7 @@ from tollgate.domain.refusals import (
 from tollgate.domain.usage import CLIENT_GONE, GATEWAY_FAILED, OK, UPSTREAM_FAILED, UsageRecord
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.proxy import estimate, plausible, relay, unreported
-from tollgate.proxy.upstream_answer import answer_text, error_text
+from tollgate.proxy.upstream_answer import answer_text, error_text, without_secret
 from tollgate.proxy.admission import MIN_OUTPUT_TOKENS, Admitter, output_allowance
 from tollgate.proxy.call import CHAT, COMPLETIONS, EMBEDDINGS, OUTPUT_LIMIT_FIELDS, Call
 from tollgate.proxy.exchange import Exchange
@@ -230,7 +230,8 @@ class Flow:
         await sink.close(ex, usage, settled, usage_event, failure, held)
 
     async def _upstream_refused(self, ex: Exchange, sink: Sink) -> None:
-        """A 4xx from the upstream is the client's own error: pass it on, charge nothing.
+        """A 4xx from the upstream is the client's own error: pass it on, charge nothing (but a 401, which
+        is the gateway's own credentials refused: a 502).
 
         Any other status that is not an answer (a 1xx, 2xx other than 200, 3xx, a 5xx the
         relay does not retry, a number no HTTP knows) is the upstream failing: a 502, charging nothing.
@@ -247,7 +248,18 @@ class Flow:
         except UpstreamError:
             raw = b""
         await self._release(ex)
+        secret = ex.attempt.upstream.secret
+        if secret:  # taken out before error_text cuts the body short, and again from the message it decoded
+            raw = raw.replace(secret.encode(), b"[redacted]")
         message, code = error_text(raw)
+        message = without_secret(message, secret)
+        if response.status == 401:
+            # The upstream refused the gateway's own credentials: the client's key is fine, and a 401 would
+            # tell it otherwise. The gateway failed this request: a 502, charging nothing.
+            refusal = UpstreamBroke(f"the upstream {ex.attempt.upstream.name!r} refused the gateway's credentials"
+                                    f" (HTTP 401: {message[:300]}); the operator must fix its API key")
+            await self._refuse(ex, sink, refusal, refusal.message[:500])
+            return
         await self._refuse(ex, sink, UpstreamRejected(response.status, code, message), message[:500])
 
     # -- settlement -----------------------------------------------------------

@@ -32,6 +32,16 @@ def answer_text(obj: dict) -> str:
     return "".join(texts)
 
 
+def without_secret(text: str, secret: str | None) -> str:
+    """`text` with every copy of `secret` (the upstream's own API key) taken out.
+
+    Some providers quote the key they were sent in the message of a 401 ("Incorrect API key
+    provided: ..."); that message goes on to the client and into the usage record and the request
+    log, and the operator's key must reach none of them.
+    """
+    return text.replace(secret, "[redacted]") if secret else text
+
+
 def error_text(raw: bytes) -> tuple[str, str]:
     """(message, code) of an upstream's error body, in whichever shape it came (docs/upstream-quirks.md):
     OpenAI's `{"error": {...}}`, `{"error": "text"}`, vLLM's top-level `message`, FastAPI's `detail`."""

@@ -91,33 +91,64 @@ def _hourly_where(account_id: str, key_id: str | None, first: float | None, end:
     return sql, args
 
 
-def _split(conn: sqlite3.Connection, since: float | None, until: float | None) -> tuple[float, float | None, float | None]:
-    """Where raw records start to be complete (the horizon), and the range the aggregates must cover
-    before it: (raw since, hourly first, hourly end); hourly end None: no aggregates needed."""
+Range = tuple[float | None, float | None]  # [from, to); None: open
+
+
+def _ranges(conn: sqlite3.Connection, since: float | None, until: float | None,
+            whole_hours: bool) -> tuple[list[Range], Range | None]:
+    """What a sum over [since, until) reads: ranges of raw records, and the hours (their starts in
+    [first, end)) read from the hourly aggregates, or None.
+
+    Raw records before the prune horizon may be gone: that part of the range comes from the
+    aggregates, in whole hours. With `whole_hours` (every grouping the caller makes puts a whole hour
+    in one group: days, and budget windows of whole hours), the whole hours inside the range come
+    from the aggregates too, and only the part of an hour at either end from raw records: a month
+    of a busy account is a few thousand aggregate rows instead of millions of records.
+    """
     horizon = pruned_before(conn)
-    if not horizon or (since is not None and since >= horizon):
-        return (since if since is not None else 0.0), None, None
-    first = _hour_floor(since) if since is not None else None
-    end = horizon if until is None else min(horizon, _hour_ceil(until))
-    return max(since or 0.0, horizon), first, end
+    if not whole_hours:
+        if not horizon or (since is not None and since >= horizon):
+            return [(since, until)], None
+        first = _hour_floor(since) if since is not None else None
+        end = horizon if until is None else min(horizon, _hour_ceil(until))
+        return [(max(since or 0.0, horizon), until)], (first, end)
+    first = None if since is None else _hour_ceil(since) if since >= horizon else _hour_floor(since)
+    end = None if until is None else _hour_floor(until) if until >= horizon else _hour_ceil(until)
+    if first is not None and end is not None and end <= first:
+        return [(since, until)], None  # within one hour, after the horizon: raw records only
+    raw: list[Range] = []
+    if since is not None and first is not None and since < first:  # (first > since only after the horizon)
+        raw.append((since, first))
+    if until is not None and end is not None and end < until:
+        raw.append((end, until))
+    return raw, (first, end)
+
+
+def _raw_buckets(conn: sqlite3.Connection, account_id: str, key_id: str | None, ranges: list[Range],
+                 start: str, start_args: list) -> list:
+    rows: list = []
+    for lo, hi in ranges:
+        where, where_args = _where(account_id, key_id, lo, hi)
+        rows += conn.execute(
+            f"SELECT t / {DAY} AS day, {start} AS start, {_SUMS}"
+            f" FROM (SELECT {_SECOND} AS t, {_SUMMED} FROM usage_records WHERE {where})"
+            " GROUP BY day, start",
+            [*start_args, *where_args],
+        ).fetchall()
+    return rows
 
 
 def usage_summary(conn: sqlite3.Connection, account_id: str, key_id: str | None, since: float | None,
                   until: float | None, window: int | None, per_key: bool) -> SpendSummary:
-    """Spend grouped by UTC day and budget window in one pass of the range, rolled up by `summarize`;
-    with `per_key`, the account's keys and theirs too. One call on the database thread, where the
-    ledger is also written: both reads see the same records. Pruned history from the aggregates."""
-    raw_since, first, end = _split(conn, since, until)
-    where, where_args = _where(account_id, key_id, raw_since if raw_since else None, until)
+    """Spend grouped by UTC day and budget window, rolled up by `summarize`; with `per_key`, the
+    account's keys and theirs too. One call on the database thread, where the ledger is also
+    written: both reads see the same records. Whole hours from the aggregates where every group
+    holds whole hours (`_ranges`), else raw records (and pruned history from the aggregates)."""
+    raw, hours = _ranges(conn, since, until, window is None or window % HOUR == 0)
     start, start_args = _window_start_sql(window)
-    rows = conn.execute(
-        f"SELECT t / {DAY} AS day, {start} AS start, {_SUMS}"
-        f" FROM (SELECT {_SECOND} AS t, {_SUMMED} FROM usage_records WHERE {where})"
-        " GROUP BY day, start",
-        [*start_args, *where_args],
-    ).fetchall()
-    if end is not None:
-        hourly, hourly_args = _hourly_where(account_id, key_id, first, end)
+    rows = _raw_buckets(conn, account_id, key_id, raw, start, start_args)
+    if hours is not None:
+        hourly, hourly_args = _hourly_where(account_id, key_id, *hours)
         rows += conn.execute(
             f"SELECT t / {DAY} AS day, {start} AS start, {_HOURLY_SUMS}"
             f" FROM (SELECT hour AS t, * FROM usage_hourly WHERE {hourly}) GROUP BY day, start",
@@ -136,30 +167,31 @@ def usage_total(conn: sqlite3.Connection, account_id: str, key_id: str | None, s
     What `/v1/usage` asks on every call: a window that starts on the hour reads one aggregate row
     per hour, model and route, however many requests the window holds.
     """
-    first = _hour_ceil(since)
-    horizon = pruned_before(conn)
-    if since < horizon:
-        first = _hour_floor(since)  # raw records of that hour may be gone: the whole hour
-    hourly, args = _hourly_where(account_id, key_id, first, None)
-    total = Spend(*(v or 0 for v in conn.execute(f"SELECT {_HOURLY_SUMS} FROM usage_hourly WHERE {hourly}", args)
-                    .fetchone()))
-    if since < first:
-        where, raw_args = _where(account_id, key_id, since, first)
+    raw, hours = _ranges(conn, since, None, True)
+    total = Spend()
+    for lo, hi in raw:
+        where, args = _where(account_id, key_id, lo, hi)
         total.add_spend(Spend(*(v or 0 for v in conn.execute(f"SELECT {_SUMS} FROM usage_records WHERE {where}",
-                                                             raw_args).fetchone())))
+                                                             args).fetchone())))
+    if hours is not None:
+        hourly, args = _hourly_where(account_id, key_id, *hours)
+        total.add_spend(Spend(*(v or 0 for v in conn.execute(f"SELECT {_HOURLY_SUMS} FROM usage_hourly WHERE {hourly}",
+                                                             args).fetchone())))
     return total
 
 
 def usage_by_key(conn: sqlite3.Connection, account_id: str, since: float | None,
                  until: float | None) -> list[tuple[str, str, Spend]]:
     """(key id, name, spend) of every key of the account, oldest key first; a key with no requests spent 0."""
-    raw_since, first, end = _split(conn, since, until)
-    where, args = _where(account_id, None, raw_since if raw_since else None, until)
-    sums = {key_id: Spend(*rest) for key_id, *rest in conn.execute(
-        f"SELECT key_id, {_SUMS} FROM usage_records"
-        f" WHERE {where} GROUP BY key_id", args)}
-    if end is not None:
-        hourly, hourly_args = _hourly_where(account_id, None, first, end)
+    raw, hours = _ranges(conn, since, until, True)
+    sums: dict[str, Spend] = {}
+    for lo, hi in raw:
+        where, args = _where(account_id, None, lo, hi)
+        for key_id, *rest in conn.execute(f"SELECT key_id, {_SUMS} FROM usage_records WHERE {where} GROUP BY key_id",
+                                          args):
+            sums.setdefault(key_id, Spend()).add_spend(Spend(*rest))
+    if hours is not None:
+        hourly, hourly_args = _hourly_where(account_id, None, *hours)
         for key_id, *rest in conn.execute(f"SELECT key_id, {_HOURLY_SUMS} FROM usage_hourly WHERE {hourly}"
                                           " GROUP BY key_id", hourly_args):
             sums.setdefault(key_id, Spend()).add_spend(Spend(*rest))

@@ -289,7 +289,8 @@
 
   function logRow(r) {
     const refused = r.status >= 400;
-    return el("tr", { className: refused ? "refused" : null, "data-testid": "log-row", dataset: { status: r.status } },
+    return el("tr", { className: refused ? "refused" : null, "data-testid": "log-row",
+      dataset: { status: r.status, requestId: r.requestId || "" } },
       el("td", {}, when(r.createdAt)),
       el("td", {}, r.keyName || r.keyId),
       el("td", {}, r.model),
@@ -372,8 +373,10 @@
     const page = await api("/api/requests" + query({ status: "4xx", limit: "10" }));
     const body = clear($("refusals-body"));
     for (const r of page.data) {
-      body.append(el("tr", { "data-testid": "refusal-row" }, el("td", {}, when(r.createdAt)),
-        el("td", {}, r.keyName || r.keyId), el("td", {}, r.model), el("td", {}, r.status),
+      body.append(el("tr", { "data-testid": "refusal-row", dataset: { requestId: r.requestId || "" } },
+        el("td", {}, when(r.createdAt)),
+        el("td", {}, r.keyName || r.keyId), el("td", {}, r.model),
+        el("td", { "data-testid": "refusal-status" }, r.status),
         el("td", { className: "reason", "data-testid": "refusal-reason" }, r.error || "")));
     }
     if (page.data.length === 0) body.append(el("tr", {}, el("td", { colspan: 5, className: "muted" }, "No refusals.")));

@@ -49,6 +49,9 @@ class Upstream(Protocol):
     # False when the usage it reports is not its server's own count (an intermediary that
     # estimates usage the server left out, config `usage = "gateway"`): the gateway counts instead.
     reports_usage: bool
+    # The credential it sends (an HTTP upstream's API key), or None: scrubbed from any text of the
+    # upstream's that the gateway passes on or records (an error that quotes the key it was sent).
+    secret: str | None
 
     async def send(self, path: str, body: bytes, request_id: str | None = None,
                    client_headers: Mapping[str, str] | None = None) -> UpstreamResponse:

@@ -285,6 +285,7 @@ class HTTPUpstream:
         self.name = config.name
         self.inflight = 0
         self.reports_usage = config.usage == "upstream"
+        self.secret = api_key or None
         self.settings = config
         parts = urlsplit(config.base_url)
         self.host = parts.hostname or "127.0.0.1"

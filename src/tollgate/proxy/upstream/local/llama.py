@@ -54,6 +54,7 @@ class LlamaUpstream:
         self.name = config.name
         self.inflight = 0
         self.reports_usage = True
+        self.secret = None
         self.config = config
         self.model_path = Path(config.model_path) if config.model_path else None
         self.threads, self.threads_batch = llama_threads(config)

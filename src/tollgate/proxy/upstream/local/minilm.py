@@ -56,6 +56,7 @@ class MiniLMUpstream:
         self.name = config.name
         self.inflight = 0
         self.reports_usage = True
+        self.secret = None
         self.config = config
         self.model_path = Path(config.model_path) if config.model_path else None
         self.threads = default_threads(config.threads)
