@@ -18,15 +18,19 @@ upstream and wrk on CPU 1 (like bench/soak.py), and in one run:
    them, and the page and its static files: --repeat times each, one after the other, over one
    keep-alive connection (p50 and max ms; the first call is the slowest, it reads the pages from disk);
 2. the data plane (chat completions with key 0 of `main`, c=--concurrency) in --rounds pairs of
-   --seconds phases: alone, then with dashboard tabs open (alone, with, alone, with, ...): three
-   poller threads on CPU 1 (an owner's tab, a key's tab and the operator's tab), each fetching its
-   tab's whole refresh set (what the page's "Refresh" button fetches, at the page's default ranges)
-   every --poll-interval seconds, over its own keep-alive connection: req/s and p99 of each phase,
-   the gateway's CPU, and how much CPU other processes on the box took;
+   --seconds phases: alone, then with dashboard tabs open (alone, with, alone, with, ...); the tabs are
+   threads on CPU 1, --tabs-per-role each of an owner's tab, a key's tab and the operator's tab, each
+   over its own keep-alive connection. `--tabs refresh` (the default): each tab fetches its view's
+   whole set (what the page fetches when it opens, or on "Refresh", at its default ranges) every
+   --poll-interval seconds. `--tabs timers`: each tab opens once (the openings spread over the phase),
+   then fetches only what the page's own timers fetch (owner and key every 15 s, operator every 5 s).
+   Per phase: req/s and p99, the gateway's CPU (event loop, other threads), and how much CPU other
+   processes on the box took; then the tabs once more with no load, for what they cost alone;
 3. the endpoints of 1. again, after the load: `main` then holds the load's records too, the newest
    of them all answered 200 (what a filter on refusals must walk past).
 
-    .venv/bin/python bench/dashboard_scale.py --run dash-1          # about 5 minutes (+1 to build once)
+    .venv/bin/python bench/dashboard_scale.py --run dash-1          # about 6 minutes (+1 to build once)
+    .venv/bin/python bench/dashboard_scale.py --tabs timers --tabs-per-role 3
     .venv/bin/python bench/dashboard_scale.py --seconds 5 --rounds 1 --repeat 5   # quicker
     .venv/bin/python bench/dashboard_scale.py --build-only          # the database alone
 """
@@ -297,7 +301,8 @@ def endpoints(meta: dict, ids: dict) -> list[Endpoint]:
     ]
 
 
-# What each tab fetches on "Refresh" (app.js refreshAll), at the page's default ranges (7 days, 50 rows).
+# What each tab fetches when it opens or on "Refresh" (app.js showOwner/showKey/showOperator, refreshAll), at the
+# page's default ranges (7 days, 50 rows).
 TABS = {
     "owner": ["/api/billing/status", "/api/budgets?limit=100", "/api/keys?limit=100",
               "/api/usage/hourly?days=7&groupBy=key", "/api/usage/hourly?days=7&groupBy=model",
@@ -305,6 +310,14 @@ TABS = {
     "key": ["/v1/usage", "/v1/requests?limit=50"],
     "operator": ["/admin/metrics/ledger", "/admin/metrics/traffic", "/admin/usage/accounts?days=7&limit=100",
                  "/admin/requests?limit=50"],
+}
+
+
+# What an open tab fetches on its own (app.js `every`): (seconds, paths).
+TIMERS = {
+    "owner": (15.0, ["/api/billing/status", "/api/budgets?limit=100"]),
+    "key": (15.0, ["/v1/usage"]),
+    "operator": (5.0, ["/admin/metrics/ledger", "/admin/metrics/traffic"]),
 }
 
 
@@ -338,33 +351,70 @@ def time_endpoints(base: str, meta: dict, ids: dict, repeat: int) -> list[dict]:
 
 
 class Tab(threading.Thread):
-    """One open dashboard tab: its whole refresh set every `interval` seconds (at once again when late)."""
+    """One open dashboard tab, after `delay` seconds. `refresh` mode: its whole refresh set (TABS) every
+    `interval` seconds, at once again when late. `timers` mode: the whole set once (the page opening), then
+    what the page's own timers fetch (TIMERS), at their intervals."""
 
-    def __init__(self, base: str, role: str, secret: str, interval: float) -> None:
+    def __init__(self, base: str, role: str, secret: str, mode: str, interval: float, delay: float = 0.0) -> None:
         super().__init__(daemon=True)
-        self.base, self.role, self.secret, self.interval = base, role, secret, interval
+        self.base, self.role, self.secret, self.mode, self.delay = base, role, secret, mode, delay
+        self.interval = interval if mode == "refresh" else TIMERS[role][0]
         self.stop_at = threading.Event()
         self.timings: dict[str, list[float]] = {}
         self.failures = 0
-        self.refreshes = 0
+
+    def _fetch(self, client: Client, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                status, ms, _ = client.get(path)
+            except (OSError, http.client.HTTPException):
+                self.failures += 1
+                continue
+            if status != 200:
+                self.failures += 1
+            self.timings.setdefault(path, []).append(ms)
 
     def run(self) -> None:
+        if self.stop_at.wait(self.delay):
+            return
         client = Client(self.base, self.secret)
         tick = time.monotonic()
+        paths = TABS[self.role]
         while not self.stop_at.is_set():
-            for path in TABS[self.role]:
-                try:
-                    status, ms, _ = client.get(path)
-                except (OSError, http.client.HTTPException):
-                    self.failures += 1
-                    continue
-                if status != 200:
-                    self.failures += 1
-                self.timings.setdefault(path, []).append(ms)
-            self.refreshes += 1
+            self._fetch(client, paths)
+            if self.mode == "timers":
+                paths = TIMERS[self.role][1]
             tick = max(tick + self.interval, time.monotonic())
             self.stop_at.wait(tick - time.monotonic())
         client.close()
+
+
+def open_tabs(base: str, meta: dict, args: argparse.Namespace, seconds: float) -> list[Tab]:
+    """--tabs-per-role tabs of each view; in `timers` mode their openings spread evenly over the phase."""
+    secrets = secrets_of(meta)
+    roles = [role for role in TABS for _ in range(args.tabs_per_role)]
+    tabs = [Tab(base, role, secrets[role], args.tabs, args.poll_interval,
+                i * seconds / len(roles) if args.tabs == "timers" else 0.0) for i, role in enumerate(roles)]
+    for tab in tabs:
+        tab.start()
+    return tabs
+
+
+def close_tabs(tabs: list[Tab]) -> dict:
+    for tab in tabs:
+        tab.stop_at.set()
+    for tab in tabs:
+        tab.join(timeout=70)
+    timings = [ms for tab in tabs for values in tab.timings.values() for ms in values]
+    by_path: dict[str, list[float]] = {}
+    for tab in tabs:
+        for path, values in tab.timings.items():
+            by_path.setdefault(path, []).extend(values)
+    return {"dash_requests": len(timings), "dash_failures": sum(t.failures for t in tabs),
+            "dash_p50_ms": round(median(timings), 1) if timings else None,
+            "dash_max_ms": round(max(timings), 1) if timings else None,
+            "dash_by_path": {path: {"n": len(v), "p50_ms": round(median(v), 1), "max_ms": round(max(v), 1)}
+                             for path, v in by_path.items()}}
 
 
 def session_ticks(sid: int) -> int:
@@ -393,37 +443,33 @@ def own_ticks() -> float:
     return (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime) * CLK_TCK
 
 
-def phase(name: str, base: str, key: str, body: Path, args: argparse.Namespace, gateway: subprocess.Popen,
+def phase(name: str, base: str, key: str | None, body: Path, args: argparse.Namespace, gateway: subprocess.Popen,
           nginx_sid: int, tabs: bool, meta: dict) -> dict:
+    """One phase: wrk for --seconds (none when `key` is None), with the dashboard tabs open or not."""
     from gateway_overhead import wait_quiet
 
     wait_quiet(args.quiet_wait)
-    running: list[Tab] = []
-    if tabs:
-        secrets = secrets_of(meta)
-        running = [Tab(base, role, secrets[role], args.poll_interval) for role in TABS]
-    gw0, ng0, busy0, own0 = sum(thread_cpu(gateway.pid).values()), session_ticks(nginx_sid), busy_ticks(), own_ticks()
-    for tab in running:
-        tab.start()
-    load = wrk_segment(base, key, args.concurrency, args.seconds, body)
-    for tab in running:
-        tab.stop_at.set()
-    for tab in running:
-        tab.join(timeout=70)
-    seconds = load["duration_us"] / 1e6
-    gw = sum(thread_cpu(gateway.pid).values()) - gw0
+    cpu0 = thread_cpu(gateway.pid)
+    ng0, busy0, own0, started = session_ticks(nginx_sid), busy_ticks(), own_ticks(), time.monotonic()
+    running = open_tabs(base, meta, args, args.seconds) if tabs else []
+    if key is not None:
+        load = wrk_segment(base, key, args.concurrency, args.seconds, body)
+        seconds = load["duration_us"] / 1e6
+    else:
+        time.sleep(args.seconds)
+        load, seconds = None, time.monotonic() - started
+    dash = close_tabs(running)
+    cpu = {part: value - cpu0[part] for part, value in thread_cpu(gateway.pid).items()}
+    gw = sum(cpu.values())
     other = (busy_ticks() - busy0 - session_ticks(nginx_sid) + ng0 - (own_ticks() - own0)) / CLK_TCK - gw
-    timings = [ms for tab in running for values in tab.timings.values() for ms in values]
-    row = {"phase": name, "tabs": tabs, "rps": round(load["rps"]), "p50_ms": load["latency_us"]["p50"] / 1000,
-           "p99_ms": load["latency_us"]["p99"] / 1000, "p999_ms": load["latency_us"]["p999"] / 1000,
-           "errors": sum(load["errors"].values()), "gw_core_busy": round(gw / seconds, 2),
-           "gw_cpu_ms_per_req": round(gw * 1000 / max(1, load["requests"]), 3),
-           "other_cores": round(max(0.0, other) / seconds, 2),
-           "dash_requests": len(timings), "dash_failures": sum(t.failures for t in running),
-           "dash_p50_ms": round(median(timings), 1) if timings else None,
-           "dash_max_ms": round(max(timings), 1) if timings else None,
-           "dash_by_path": {path: {"n": len(v), "p50_ms": round(median(v), 1), "max_ms": round(max(v), 1)}
-                            for tab in running for path, v in tab.timings.items()}}
+    row = {"phase": name, "tabs": tabs, "load": load is not None, "gw_core_busy": round(gw / seconds, 2),
+           "gw_loop_busy": round(cpu["event loop"] / seconds, 2), "gw_threads_busy": round(cpu["other threads"] / seconds, 2),
+           "other_cores": round(max(0.0, other) / seconds, 2), **dash}
+    if load is not None:
+        row.update({"rps": round(load["rps"]), "p50_ms": load["latency_us"]["p50"] / 1000,
+                    "p99_ms": load["latency_us"]["p99"] / 1000, "p999_ms": load["latency_us"]["p999"] / 1000,
+                    "errors": sum(load["errors"].values()),
+                    "gw_cpu_ms_per_req": round(gw * 1000 / max(1, load["requests"]), 3)})
     log(json.dumps({k: v for k, v in row.items() if k != "dash_by_path"}))
     return row
 
@@ -457,7 +503,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="seconds of each load phase")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of phases: alone, with the dashboard tabs")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between two refreshes of a tab")
+    parser.add_argument("--tabs", choices=("refresh", "timers"), default="refresh",
+                        help="refresh: each tab fetches its whole set every --poll-interval s; timers: each tab opens "
+                             "once (openings spread over the phase), then fetches what the page's own timers fetch")
+    parser.add_argument("--tabs-per-role", type=int, default=1, help="open tabs of each view (owner, key, operator)")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="refresh mode: seconds between two refreshes")
     parser.add_argument("--quiet-wait", type=float, default=30,
                         help="before each phase, wait up to this long for the machine to be idle (other jobs)")
     parser.add_argument("--port", type=int, default=18800)
@@ -499,6 +549,7 @@ def main() -> None:
         for n in range(1, args.rounds + 1):
             phases.append(phase(f"alone #{n}", base, key, body, args, gateway, upstream.proc.pid, False, meta))
             phases.append(phase(f"with tabs #{n}", base, key, body, args, gateway, upstream.proc.pid, True, meta))
+        idle_tabs = phase("tabs, no load", base, None, body, args, gateway, upstream.proc.pid, True, meta)
         log("timing the endpoints again, after the load")
         after = time_endpoints(base, meta, ids, args.repeat)
     finally:
@@ -512,11 +563,11 @@ def main() -> None:
     conn = sqlite3.connect(f"file:{workdir / 'tollgate.db'}?mode=ro", uri=True)
     records_after = conn.execute("SELECT COUNT(*) FROM usage_records").fetchone()[0]
     conn.close()
-    report(args, meta, before, phases, after, records_after, workdir)
+    report(args, meta, before, phases, idle_tabs, after, records_after, workdir)
 
 
-def report(args: argparse.Namespace, meta: dict, before: list[dict], phases: list[dict], after: list[dict],
-           records_after: int, workdir: Path) -> None:
+def report(args: argparse.Namespace, meta: dict, before: list[dict], phases: list[dict], idle_tabs: dict,
+           after: list[dict], records_after: int, workdir: Path) -> None:
     lines = [f"run {args.run}: {meta['records']:,} usage records ({meta['by_account']}), {meta['hourly_rows']:,} "
              f"hourly rows, {meta['db_mb']} MB; {args.repeat} calls per endpoint; after the load "
              f"{records_after:,} records",
@@ -531,18 +582,26 @@ def report(args: argparse.Namespace, meta: dict, before: list[dict], phases: lis
             if r["max_ms"] >= TARGET_MS or any(s != 200 for s in r["statuses"])]
     lines.append(f"endpoints at or over {TARGET_MS:g} ms (any call) or not 200: "
                  f"{', '.join(f'{n} ({w} the load)' for n, w in over) if over else 'none'}")
+    how = (f"each refreshing every {args.poll_interval:g} s" if args.tabs == "refresh" else
+           "each opened once (spread over the phase), then the page's own timers (15 s, 15 s, 5 s)")
     lines += ["",
-              f"data plane: c={args.concurrency}, {args.seconds:g} s phases; tabs: owner + key + operator, each "
-              f"refreshing every {args.poll_interval:g} s",
-              "| phase | req/s | p50 ms | p99 ms | p99.9 ms | errors | gw core busy | gw CPU ms/req | other procs (cores) "
+              f"data plane: c={args.concurrency}, {args.seconds:g} s phases; tabs: {args.tabs_per_role} each of owner, "
+              f"key and operator, {how}",
+              "| phase | req/s | p50 ms | p99 ms | p99.9 ms | errors | gw core busy (loop + threads) | gw CPU ms/req "
+              "| other procs (cores) "
               "| dashboard requests | their p50 / max ms |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         dash = f"{p['dash_requests']} ({p['dash_failures']} failed)" if p["tabs"] else "-"
         dash_ms = f"{p['dash_p50_ms']} / {p['dash_max_ms']}" if p["tabs"] else "-"
         lines.append(f"| {p['phase']} | {p['rps']:,} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['p999_ms']:.2f} | "
-                     f"{p['errors']} | {p['gw_core_busy']:.2f} | {p['gw_cpu_ms_per_req']:.3f} | {p['other_cores']:.2f} | "
+                     f"{p['errors']} | {p['gw_core_busy']:.2f} ({p['gw_loop_busy']:.2f} + {p['gw_threads_busy']:.2f}) | "
+                     f"{p['gw_cpu_ms_per_req']:.3f} | {p['other_cores']:.2f} | "
                      f"{dash} | {dash_ms} |")
+    lines.append(f"the tabs with no load, {args.seconds:g} s: {idle_tabs['dash_requests']} requests, the gateway's "
+                 f"core {idle_tabs['gw_core_busy']:.0%} busy (event loop {idle_tabs['gw_loop_busy']:.0%}, other threads "
+                 f"{idle_tabs['gw_threads_busy']:.0%}), their p50 / max {idle_tabs['dash_p50_ms']} / "
+                 f"{idle_tabs['dash_max_ms']} ms")
     alone = [p for p in phases if not p["tabs"]]
     tabs = [p for p in phases if p["tabs"]]
     p99_alone, p99_tabs = median(p["p99_ms"] for p in alone), median(p["p99_ms"] for p in tabs)
@@ -556,7 +615,7 @@ def report(args: argparse.Namespace, meta: dict, before: list[dict], phases: lis
     print(text)
     (workdir / "results.json").write_text(json.dumps({"meta": {k: v for k, v in meta.items()
                                                                if k not in ("main", "other")},
-                                                      "before": before, "phases": phases, "after": after,
+                                                      "before": before, "phases": phases, "idle_tabs": idle_tabs, "after": after,
                                                       "records_after": records_after}, indent=1))
     (workdir / "results.md").write_text(text + "\n")
 

@@ -58,7 +58,7 @@ def test_the_lean_usage_table_keeps_every_record_written_before_it(tmp_path):
     table_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'usage_records'").fetchone()[0]
     assert "AUTOINCREMENT" not in table_sql
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(usage_records)")}
-    assert indexes == {"usage_key_time", "usage_account_time"}
+    assert indexes == {"usage_key_time", "usage_account_time", "usage_account_refused"}  # the last: 4xx/5xx only
     assert conn.execute("PRAGMA user_version").fetchone()[0] == max(v for v, _ in migrations())
     conn.close()
 

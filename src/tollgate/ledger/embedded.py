@@ -204,7 +204,10 @@ class EmbeddedLedger:
             self._wake()
 
     async def record(self, record: UsageRecord) -> None:
+        # Durable before the refusal is answered, as a settlement is: a client that reads its request
+        # log right after a refusal finds it there (and a crash cannot lose it).
         self.writer.add_record(record)
+        await self.writer.commit(alone=not self._grants)
 
     async def expire(self) -> int:
         now = self.clock()

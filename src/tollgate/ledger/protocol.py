@@ -42,7 +42,7 @@ class BudgetLedger(Protocol):
         """Free a reservation without charging it (the request never reached an upstream)."""
 
     async def record(self, record: UsageRecord) -> None:
-        """Store a usage record of a request that was never charged (refused, invalid)."""
+        """Store a usage record of a request that was never charged (refused, invalid); returns once it is durable."""
 
     async def expire(self) -> int:
         """Free reservations whose owner is gone and whose TTL has passed; returns how many."""

@@ -73,6 +73,10 @@ def _conditions(f: RequestFilter) -> tuple[list[str], list[Any], bool]:
         conditions.append("(u.model = ? OR u.upstream_model = ?)")
         args += [f.model, f.model]
     if f.status_min is not None and f.status_max is not None:
+        if f.status_min >= 400 and f.account_id is not None and f.key_id is None:
+            # The account's refusals and failures: on usage_account_refused, which holds only those
+            # (migration 0013; SQLite takes a partial index only for its own condition, written so).
+            conditions.append("u.status >= 400")
         if f.status_min == f.status_max:
             conditions.append("+u.status = ?")
             args.append(f.status_min)
