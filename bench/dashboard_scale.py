@@ -227,19 +227,26 @@ class Client:
         self.conn: http.client.HTTPConnection | None = None
 
     def get(self, path: str) -> tuple[int, float, int]:
-        """(status, ms, bytes) of one GET, the answer read to its end."""
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        started = time.perf_counter()
-        try:
-            self.conn.request("GET", path, headers=self.headers)
-            answer = self.conn.getresponse()
-            body = answer.read()
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            self.conn = None
-            raise
-        return answer.status, (time.perf_counter() - started) * 1000, len(body)
+        """(status, ms, bytes) of one GET, the answer read to its end. A kept-alive connection the server closed
+        while idle (its keep-alive timeout) is opened again and the GET sent once more, as a browser does."""
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            started = time.perf_counter()
+            try:
+                self.conn.request("GET", path, headers=self.headers)
+                answer = self.conn.getresponse()
+                body = answer.read()
+            except (OSError, http.client.HTTPException) as error:
+                self.conn.close()
+                self.conn = None
+                stale = isinstance(error, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+                if attempt == 1 and reused and stale:
+                    continue
+                raise
+            return answer.status, (time.perf_counter() - started) * 1000, len(body)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self.conn is not None:
@@ -362,16 +369,22 @@ class Tab(threading.Thread):
         self.stop_at = threading.Event()
         self.timings: dict[str, list[float]] = {}
         self.failures = 0
+        self.failed: list[str] = []  # the first few: path and status, or the error
+
+    def _fail(self, path: str, why: str) -> None:
+        self.failures += 1
+        if len(self.failed) < 5:
+            self.failed.append(f"{path}: {why}")
 
     def _fetch(self, client: Client, paths: list[str]) -> None:
         for path in paths:
             try:
                 status, ms, _ = client.get(path)
-            except (OSError, http.client.HTTPException):
-                self.failures += 1
+            except (OSError, http.client.HTTPException) as error:
+                self._fail(path, f"{type(error).__name__}: {error}")
                 continue
             if status != 200:
-                self.failures += 1
+                self._fail(path, str(status))
             self.timings.setdefault(path, []).append(ms)
 
     def run(self) -> None:
@@ -411,6 +424,7 @@ def close_tabs(tabs: list[Tab]) -> dict:
         for path, values in tab.timings.items():
             by_path.setdefault(path, []).extend(values)
     return {"dash_requests": len(timings), "dash_failures": sum(t.failures for t in tabs),
+            "dash_failed": [why for t in tabs for why in t.failed],
             "dash_p50_ms": round(median(timings), 1) if timings else None,
             "dash_max_ms": round(max(timings), 1) if timings else None,
             "dash_by_path": {path: {"n": len(v), "p50_ms": round(median(v), 1), "max_ms": round(max(v), 1)}

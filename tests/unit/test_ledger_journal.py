@@ -257,3 +257,44 @@ def test_a_lock_file_replaced_while_it_is_taken_is_not_trusted(tmp_path, monkeyp
     journal.unlock()
     assert other.try_lock()
     other.unlock()
+
+
+def test_a_read_under_steady_appends_waits_only_for_what_came_before_it(tmp_path):
+    """A read of the ledger waits for the batches appended before it, not for the load to stop: under a
+    batch every millisecond, `catch_up` returns while the load goes on (it used to wait for a moment with
+    nothing pending, which a steady load never gives: a dashboard read took seconds)."""
+
+    async def main() -> tuple[int, list[int], bool]:
+        journal = Journal(tmp_path / "load.db")
+        assert journal.try_lock()
+        journal.start(after_seq=0)
+        applied: list[int] = []
+
+        def apply_slowly(entries):  # the database thread: 10 ms a hand-off
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            loop.call_later(0.01, lambda: (applied.extend(s for s, _ in entries), future.set_result(None)))
+            return future
+
+        writes = JournaledWrites(journal, apply_slowly)
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            for _ in range(100_000):  # bounded; stopped long before
+                if stop.is_set():
+                    return
+                writes.append(b"[[],[],[],[]]")
+                await asyncio.sleep(0.001)
+
+        producer = asyncio.create_task(load())
+        await asyncio.sleep(0.05)
+        target = journal.last_seq
+        await asyncio.wait_for(writes.catch_up(), 10)  # a hang guard: the old catch_up never returned here
+        still_loading = not producer.done()
+        stop.set()
+        await producer
+        await writes.close()
+        return target, applied, still_loading
+
+    target, applied, still_loading = asyncio.run(main())
+    assert still_loading and max(applied) >= target
