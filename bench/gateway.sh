@@ -8,9 +8,12 @@
 # $GW_WORKDIR, group-committed before each response completes (always on in tollgate).
 # bench/bench_key.sh then mints the key the load uses.
 #
-# Environment from the harness: GW_PORT, UPSTREAM_BASE_URL, GW_WORKDIR, GW_INFO_FILE.
+# Environment from the harness: GW_PORT, UPSTREAM_BASE_URL, GW_WORKDIR, GW_INFO_FILE, AUX_CPU.
 # Optional: TOLLGATE_PYTHON (default: the repo's .venv), BENCH_MODEL,
-#           TOLLGATE_ADMIN_TOKEN (default: a fixed bench token; 32+ characters, as tollgate requires).
+#           TOLLGATE_ADMIN_TOKEN (default: a fixed bench token; 32+ characters, as tollgate requires),
+#           GW_STORE=scaled: the scaled configuration instead (one worker, PostgreSQL and Redis on this
+#           machine, started here as children of this script on AUX_CPU, as gateways/litellm.sh starts
+#           LiteLLM's PostgreSQL: the harness counts their CPU in the gateway's process tree).
 set -euo pipefail
 : "${GW_PORT:?}" "${UPSTREAM_BASE_URL:?}" "${GW_WORKDIR:?}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,11 +22,21 @@ MODEL="${BENCH_MODEL:-fake-gpt-4o-mini}"
 export TOLLGATE_ADMIN_TOKEN="${TOLLGATE_ADMIN_TOKEN:-bench_SJzEDZUiuxx-OYXWSB0WV7iY5nopxXNAN8L2N5g6GPE}"
 mkdir -p "$GW_WORKDIR"
 CONFIG="$GW_WORKDIR/tollgate.toml"
+DATABASE="sqlite:///$GW_WORKDIR/tollgate.db"
+STORE_INFO="sqlite (WAL, group commit)"
+SCALED_TOML=""
+if [ "${GW_STORE:-embedded}" = scaled ]; then
+  source "$REPO/bench/scaled_services.sh"   # starts them; sets DATABASE, REDIS_URL, STORE_INFO; cleans up on exit
+  SCALED_TOML="redis = \"$REDIS_URL\"
+[ledger]
+journal_dir = \"$GW_WORKDIR/journal\""
+fi
 cat > "$CONFIG" <<TOML
 [server]
 host = "127.0.0.1"
 port = $GW_PORT
-database = "sqlite:///$GW_WORKDIR/tollgate.db"
+database = "$DATABASE"
+$SCALED_TOML
 
 [[upstreams]]
 name = "fake"
@@ -51,7 +64,7 @@ rpm = 1000000000
 tpm = 1000000000
 TOML
 
-"$PY" - "$CONFIG" > "${GW_INFO_FILE:-/dev/null}" <<'PY'
+"$PY" - "$CONFIG" "$STORE_INFO" > "${GW_INFO_FILE:-/dev/null}" <<'PY'
 import json, platform, sys
 from importlib.metadata import PackageNotFoundError, version
 def v(p):
@@ -61,9 +74,15 @@ def v(p):
         return None
 print(json.dumps({"gateway": "tollgate", "tollgate": v("tollgate"), "uvicorn": v("uvicorn"),
                   "uvloop": v("uvloop"), "httptools": v("httptools"), "orjson": v("orjson"),
-                  "python": platform.python_version(), "workers": 1, "database": "sqlite (WAL, group commit)",
+                  "python": platform.python_version(), "workers": 1, "database": sys.argv[2],
                   "budget": "plan bench: $1,000,000 per 1d window, reserved + settled per request",
                   "config": sys.argv[1]}))
 PY
 
-exec "$PY" -m tollgate serve --config "$CONFIG"
+if [ "${GW_STORE:-embedded}" = scaled ]; then
+  "$PY" -m tollgate serve --config "$CONFIG" &
+  GW_PID=$!
+  wait "$GW_PID"   # the trap of bench/scaled_services.sh stops the gateway, then PostgreSQL and Redis
+else
+  exec "$PY" -m tollgate serve --config "$CONFIG"
+fi

@@ -6,6 +6,7 @@
 #   bash bench/overhead.sh                         # the full run: json + stream, c = 1, 16, 64, 10 s each
 #   bash bench/overhead.sh --duration 5 --concurrency 1,16   # any gateway_overhead.py option
 #   ONLY=tollgate bash bench/overhead.sh           # direct + tollgate only (a quick check while optimising)
+#   SCALED=0 bash bench/overhead.sh                # without tollgate-scaled (one worker on PostgreSQL + Redis)
 #
 # The harness (../shared/bench, read-only) is copied to $BENCH_COPY (default /tmp/bench) and set
 # up there once (as root: Debian's nginx-light, wrk, postgresql; LiteLLM 1.108.7 in its own venv).
@@ -35,6 +36,10 @@ fi
 
 RUN="${RUN:-overhead-$(date +%Y%m%d-%H%M%S)}"
 GATEWAYS=(--gateway tollgate "$REPO/bench/gateway.sh" "cmd:$REPO/bench/bench_key.sh")
+if [ "${SCALED:-1}" = 1 ]; then
+  # The scaled configuration: one worker, PostgreSQL and Redis on this machine (bench/scaled_services.sh).
+  GATEWAYS+=(--gateway tollgate-scaled "GW_STORE=scaled $REPO/bench/gateway.sh" "cmd:$REPO/bench/bench_key.sh")
+fi
 if [ "${ONLY:-}" != "tollgate" ]; then
   GATEWAYS+=(
     --gateway litellm-nodb 'gateways/litellm.sh nodb' sk-bench-master-key

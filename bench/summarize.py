@@ -8,7 +8,11 @@ concurrency: requests/s, p50/p99 and their excess over direct, CPU ms per reques
 requests/s as a multiple of each LiteLLM set-up's, and the verdict on the targets:
 
   * throughput (one gateway core) >= 40x LiteLLM with a database and a budgeted key, json and stream;
-  * added p50 latency at concurrency 1 <= 0.5 ms over direct, json and stream.
+  * added p50 latency at concurrency 1 <= 0.5 ms over direct, json and stream;
+  * where the run has `tollgate-scaled` (one worker on PostgreSQL + Redis, bench/scaled_services.sh):
+    the same throughput target for it, and the gateway process's CPU per request at most twice the
+    embedded tollgate's at the same mode and concurrency (its process tree with PostgreSQL and Redis,
+    which a deployment runs on other machines, is shown beside it).
 
 Throughput per mode is the best requests/s over the concurrencies measured (a saturated core).
 With several runs, each row is taken from the run where that target did best (for direct and the
@@ -26,6 +30,8 @@ TARGET_RATIO = 40.0
 TARGET_ADDED_P50_MS = 0.5
 LITELLM_DB = "litellm-db-vkey"
 LITELLM_NODB = "litellm-nodb"
+SCALED = "tollgate-scaled"
+TARGET_SCALED_CPU = 2.0
 
 
 def disturbed(row: dict) -> bool:
@@ -120,6 +126,35 @@ def verdict(rows: dict, gateway: str, modes: list[str]) -> list[str]:
     return out
 
 
+def own_cpu_ms(row: dict) -> float | None:
+    """CPU ms per request of the gateway's own process (`python`), without helpers such as its database."""
+    requests = row.get("rps", 0) * (row.get("duration_s") or 0)
+    own = (row.get("gw_cpu_s") or {}).get("python")
+    return 1000 * own / requests if own is not None and requests else None
+
+
+def scaled_cpu(rows: dict, gateway: str, modes: list[str], concs: list[int]) -> list[str]:
+    """The scaled configuration's CPU per request against the embedded one's, row by row: the gateway process
+    alone (the target), and its process tree with PostgreSQL and Redis (which a deployment runs elsewhere)."""
+    out = [f"{SCALED} CPU per request as a multiple of {gateway}'s (target <= {TARGET_SCALED_CPU:.0f}x for the gateway):",
+           f"  {'mode':<6} {'c':<5} {'gateway process':>24} {'process tree (+PostgreSQL, Redis)':>36}"]
+    worst = worst_tree = 0.0
+    for mode in modes:
+        for c in concs:
+            ours, base = rows.get((SCALED, mode, c)), rows.get((gateway, mode, c))
+            if not ours or not base:
+                continue
+            a, b = own_cpu_ms(ours), own_cpu_ms(base)
+            ta, tb = ours.get("gw_cpu_ms_per_req"), base.get("gw_cpu_ms_per_req")
+            if a and b and ta and tb:
+                worst, worst_tree = max(worst, a / b), max(worst_tree, ta / tb)
+                out.append(f"  {mode:<6} c={c:<3} {a:.3f} vs {b:.3f} ms = {a / b:.2f}x"
+                           f"      {ta:.3f} vs {tb:.3f} ms = {ta / tb:.2f}x")
+    out.append(f"  worst: gateway process {worst:.2f}x {'MET' if 0 < worst <= TARGET_SCALED_CPU else 'NOT MET'}; "
+               f"process tree {worst_tree:.2f}x")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="results JSON of gateway_overhead.py runs")
@@ -135,6 +170,9 @@ def main() -> int:
     concs = sorted({k[2] for k in rows})
     lines = table(rows, targets, modes, concs)
     lines += ratios(rows, a.gateway, modes, concs) + [""] + verdict(rows, a.gateway, modes)
+    if a.gateway != SCALED and any(k[0] == SCALED for k in rows):
+        lines += [""] + ratios(rows, SCALED, modes, concs) + [""] + verdict(rows, SCALED, modes)
+        lines += [""] + scaled_cpu(rows, a.gateway, modes, concs)
     lines += ["", "+p50/+p99: minus direct at the same mode and concurrency. cpu ms/req: the gateway's process",
               "tree (helpers such as PostgreSQL included); max rps/core = 1000 / that. '!': a row the harness",
               "saw sharing the CPUs with other work (unaccounted > 0.15 core or other processes > 0.05 core)."]

@@ -195,12 +195,13 @@ def test_usage_totals_and_groups_equal_the_requests_made(gateway_factory, fake_u
     assert end - start <= timedelta(hours=1) and start.minute == start.second == 0
 
 
-def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, fake_upstream):
+def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, fake_upstream, tmp_path):
     """200,000 records written straight into the database of a stopped gateway, then reported over HTTP.
     Raw records are kept for this one (no retention): the sums are checked to the second at the range's
     edges, which pruned history has only to the hour (tests/unit/test_retention.py)."""
     config = fake_config(fake_upstream.url)
     config["ledger"] = {"usage_retention_days": 0}
+    config["server"] = {"database": f"sqlite:///{tmp_path / 'tollgate.db'}"}  # SQLite by name: written below
     gateway = gateway_factory(config)
     account_id, mk = gateway.account()
     gateway.admin("POST", f"/admin/accounts/{account_id}/credits", {"amount": 5})
@@ -219,7 +220,7 @@ def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, 
         account, key = (other_id, "key_other") if n % 10 == 0 else (account_id, keys[n % 3])
         rows.append((f"req_bulk_{n}", now - age, account, key, "fake-chat", "chat", 200, rng.randint(1, 50_000),
                      rng.randint(1, 4_000), rng.randint(0, 10**12), 1.0, 0, 0))
-    db = sqlite3.connect(gateway.config_path.parent / "tollgate.db")
+    db = sqlite3.connect(tmp_path / "tollgate.db")
     with db:
         db.executemany("INSERT INTO usage_records (request_id, created_at, account_id, key_id, model, endpoint, status,"
                        " input_tokens, output_tokens, cost, latency_ms, estimated, stream) VALUES"

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import free_port
+from tests.support.scaled_suite import scaled
 from tests.support.toml import dumps
 
 ROOT = Path(__file__).resolve().parents[2]
 # An operator token as strong as tollgate requires (32+ characters, not guessable).
 ADMIN_TOKEN = "tga_test_Hzx9VN2oyKJI0wFt-4vdezM79DsMliZgu04rHsO8r0A"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:
@@ -83,6 +79,7 @@ class Gateway(Process):
 
     def __init__(self, tmp: Path, config: dict, env: dict | None = None) -> None:
         port = free_port()
+        config = scaled(config, tmp)  # PostgreSQL and Redis instead of SQLite in the scaled run of the suite
         config = {**config, "server": {"host": "127.0.0.1", "port": port,
                                        "database": f"sqlite:///{tmp / 'tollgate.db'}", **config.get("server", {})}}
         self.config_path = tmp / f"tollgate-{port}.toml"

@@ -94,8 +94,8 @@ models = ["qwen3"]
     [
         ('[server]\nport = "eighty"\n', "server.port"),
         ('[server]\ndatabase = "mysql://x"\n', "server.database"),
-        ('[server]\ndatabase = "postgresql://u@h/db"\n', "not available in this version"),
-        ('[server]\nbudget_store = "redis://localhost"\n', "not available in this version"),
+        ('[server]\ndatabase = "postgresql://u@h/db"\nworkers = 2\n', 'redis = "redis://..."'),
+        ('[server]\nbudget_store = "redis://localhost"\n', "server.redis needs"),
         ('[server]\nprot = 1\n', "server.prot"),
         ('[[upstreams]]\nname = "a"\nbase_url = "ftp://x"\n', "upstreams[0].base_url"),
         ('[[upstreams]]\nname = "a"\nbase_url = "http://x"\n[[models]]\nid = "m"\nupstream = "b"\n'

@@ -18,8 +18,10 @@ from tollgate.domain.refusals import (
     NotFound,
     RateLimited,
     LedgerBusy,
+    LedgerUnavailable,
     Refusal,
     RequestExceedsBudget,
+    StoreUnavailable,
     TooManyFailures,
     UpstreamBroke,
     UpstreamRejected,
@@ -54,6 +56,8 @@ CASES = [
     (UpstreamBroke("cut", timed_out=True), 504, "upstream_timeout"),
     (UpstreamRejected(422, "bad_param", "temperature is out of range"), 422, "bad_param"),
     (LedgerBusy(0.4), 503, "ledger_busy"),
+    (LedgerUnavailable(0.4), 503, "ledger_unavailable"),
+    (StoreUnavailable(0.4), 503, "store_unavailable"),
 ]
 
 

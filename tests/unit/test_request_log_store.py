@@ -122,3 +122,51 @@ def test_the_series_adds_up_to_the_records_to_the_nano_dollar(tmp_path):
     assert {a.account_id: a.sums.cost for a in accounts} == {
         "a": sum(r.cost for r in mine), "b": sum(r.cost for r in records if r.account_id == "b")}
     assert [a.account_id for a in after_a] == ["b"]
+
+
+async def bounded_walk(store: SQLiteStore, f: RequestFilter, limit: int, scan: int) -> tuple[list, int]:
+    """Every row of the filter, pages of `limit` that each read at most `scan` records, each page going on from
+    where the one before stopped (its last row, or the last record its walk read); (rows, short pages)."""
+    rows, before, short = [], None, 0
+    for _ in range(1000):
+        page = await store.request_log(f, before, limit + 1, scan=scan)
+        assert len(page) <= limit + 1
+        rows += page[:limit]
+        if len(page) > limit:
+            before = page[limit - 1].id
+        elif page.stopped_at is not None:
+            short += 1
+            before = page.stopped_at
+        else:
+            return rows, short
+    raise AssertionError("the log never ended")
+
+
+def test_a_page_reads_at_most_its_bound_and_the_pages_still_give_every_record_once(tmp_path):
+    """A filter that matches rarely stops reading at the bound: a short page (even an empty one) says where it
+    stopped, and walking on from there gives exactly the filter's records, once, newest first."""
+    rng = random.Random(5)
+    records = [record(n, rng) for n in range(400)]
+    rare = [UsageRecord(f"rare{n}", T0 + 50 + n * 0.5, "a", "a-k1", "sub", "rare", None, None, "chat", 429, 1, 1,
+                        n + 1, 1.0, False, False) for n in range(3)]
+    # the rare model's three records are the oldest of the account: 250-odd newer ones to read past first
+    records = [r for r in records if r.created_at > T0 + 100] + rare
+
+    async def fn(store: SQLiteStore):
+        await store.write_ledger(LedgerBatch(records, [], [], []))
+        filters = {**{name: f for name, (f, _) in FILTERS.items()},
+                   "rare": RequestFilter("a", model="rare"), "rare refusals": RequestFilter("a", model="rare",
+                                                                                             status_min=400,
+                                                                                             status_max=499)}
+        out = {}
+        for name, f in filters.items():
+            out[name] = (await bounded_walk(store, f, 4, 9), await store.request_log(f, None, 10_000))
+        first = await store.request_log(RequestFilter("a", model="rare"), None, 51, scan=9)
+        return out, first
+
+    out, first = run(tmp_path / "bounded.db", fn)
+    assert len(first) == 0 and first.stopped_at is not None  # the newest 9 records of "a" hold no rare one
+    for name, ((paged, _), whole) in out.items():
+        assert [r.id for r in paged] == [r.id for r in whole], name
+    assert out["rare"][0][1] > 10 and [r.record.request_id for r in out["rare"][0][0]] == ["rare2", "rare1", "rare0"]
+    assert out["account"][0][1] == 0  # no filter thins the account's walk: never a short page

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from tollgate.config import sections, upstream_headers
+from tollgate.config import scale, sections, upstream_headers
+from tollgate.config import server as config_server
 from tollgate.config.defaults import default_plans, local_models, local_routes, local_upstreams
 from tollgate.config.reader import REQUIRED, ConfigError, Table
 from tollgate.config.schema import (
@@ -18,18 +18,15 @@ from tollgate.config.schema import (
     ModelConfig,
     PlanConfig,
     RouteProfile,
-    ServerConfig,
     UpstreamConfig,
 )
 from tollgate.domain.bounds import check_budget, check_period_days, check_rate, check_window
 from tollgate.domain.price_rules import price_problems
 from tollgate.domain.pricing import Rates, Tier
-from tollgate.domain.secrets import MAKE_TOKEN, operator_token_problem
 
 __all__ = ["ConfigError", "load_config"]
 
 UPSTREAM_KINDS = ("openai", "llama_cpp", "minilm")
-CORS_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -45,7 +42,7 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
     root = Table(raw, "")
-    server = _server(root.table("server"), env)
+    server = config_server.server(root.table("server"), env)
     upstreams = tuple(_upstream(t) for t in root.tables("upstreams"))
     models = tuple(_model(t) for t in root.tables("models"))
     bundled = not upstreams and not models
@@ -59,85 +56,13 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
     ledger = sections.ledger(root.table("ledger"))
     metrics = sections.metrics(root.table("metrics"))
     logging_ = sections.logging(root.table("logging"))
+    database = scale.database(root.table("database"))
+    redis = scale.redis(root.table("redis"))
     root.done()
     config = Config(server, upstreams, models, plans, routes, source=str(path) if path else None, alerts=alerts,
-                    ledger=ledger, metrics=metrics, logging=logging_)
+                    ledger=ledger, metrics=metrics, logging=logging_, database=database, redis=redis)
     _check_references(config)
     return config
-
-
-def _server(t: Table, env: Mapping[str, str]) -> ServerConfig:
-    d = ServerConfig()
-    server = ServerConfig(
-        host=t.str("host", d.host),
-        port=t.int("port", d.port, minimum=0),
-        database=t.str("database", d.database),
-        budget_store=t.str("budget_store", d.budget_store),
-        workers=t.int("workers", d.workers, minimum=1),
-        max_body_bytes=t.int("max_body_bytes", d.max_body_bytes, minimum=1024),
-        reservation_ttl=t.int("reservation_ttl", d.reservation_ttl, minimum=1),
-        admission_wait=t.number("admission_wait", d.admission_wait),
-        store_request_text=t.bool("store_request_text", d.store_request_text),
-        admin_token=t.str("admin_token", None),
-        limits=sections.limits(t.table("limits")),
-        key_cache=t.int("key_cache", d.key_cache, minimum=1),
-        legacy_field_names=t.bool("legacy_field_names", d.legacy_field_names),
-        cors_origins=_cors_origins(t),
-    )
-    if t.str("http", None) is not None:
-        raise ConfigError("server.http: the built-in HTTP server was removed (uvicorn, with the limits of "
-                          "[server.limits], serves every gateway now): delete this key")
-    t.done()
-    overrides: dict = {}
-    if env.get("TOLLGATE_HOST"):
-        overrides["host"] = env["TOLLGATE_HOST"]
-    if env.get("TOLLGATE_PORT"):
-        try:
-            overrides["port"] = int(env["TOLLGATE_PORT"])
-        except ValueError:
-            raise ConfigError(f"TOLLGATE_PORT: expected a port number, got {env['TOLLGATE_PORT']!r}") from None
-    if env.get("TOLLGATE_DATABASE"):
-        overrides["database"] = env["TOLLGATE_DATABASE"]
-    if env.get("TOLLGATE_BUDGET_STORE"):
-        overrides["budget_store"] = env["TOLLGATE_BUDGET_STORE"]
-    if env.get("TOLLGATE_ADMIN_TOKEN"):
-        overrides["admin_token"] = env["TOLLGATE_ADMIN_TOKEN"]
-    if overrides:
-        server = ServerConfig(**{**server.__dict__, **overrides})
-    if server.admin_token is not None:
-        _check_admin_token(server.admin_token, "TOLLGATE_ADMIN_TOKEN" if env.get("TOLLGATE_ADMIN_TOKEN")
-                           else "server.admin_token")
-    if server.database.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("server.database: PostgreSQL is not available in this version yet (the store interface is "
-                          "ready for it); use sqlite:///PATH")
-    if not server.database.startswith("sqlite:///"):
-        raise ConfigError(f"server.database: expected sqlite:///PATH, got {server.database!r}")
-    if not (0 <= server.port <= 65535):
-        raise ConfigError(f"server.port: {server.port} is not a port number")
-    if server.budget_store.startswith(("redis://", "rediss://")):
-        raise ConfigError("server.budget_store: the Redis budget store is not available in this version yet (the "
-                          "ledger interface is ready for it); use \"embedded\"")
-    if server.budget_store != "embedded":
-        raise ConfigError(f"server.budget_store: expected \"embedded\", got {server.budget_store!r}")
-    return server
-
-
-def _cors_origins(t: Table) -> tuple[str, ...]:
-    """`server.cors_origins`: exact origins (scheme://host[:port], no path) or "*"."""
-    origins = t.str_list("cors_origins", ())
-    for origin in origins:
-        if origin != "*" and not CORS_ORIGIN.match(origin):
-            raise ConfigError(f"{t.key('cors_origins')}: {origin!r} is not an origin; write it as "
-                              "\"https://app.example.com\" (scheme, host, optional port, no path or trailing slash) "
-                              "or \"*\" for any")
-    return origins
-
-
-def _check_admin_token(token: str, where: str) -> None:
-    """A weak operator token stops the start with one line that says how to make a good one."""
-    problem = operator_token_problem(token)
-    if problem is not None:
-        raise ConfigError(f"{where}: the operator token {problem}; make a strong one with: {MAKE_TOKEN}")
 
 
 def _choice(t: Table, name: str, allowed: tuple[str, ...], default: str) -> str:

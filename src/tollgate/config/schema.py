@@ -34,10 +34,12 @@ class HTTPLimits:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    # sqlite:///PATH (the embedded default: one process) or postgresql://... (shared by many processes).
     database: str = "sqlite:///.tollgate/tollgate.db"
-    # Budget counters, reservations and rate limits: "embedded" (in-process, one
-    # worker) or a redis:// URL shared by many gateway instances.
-    budget_store: str = "embedded"
+    # Budget counters, reservations and rate limits: None keeps them in this process (the embedded
+    # ledger, one worker); a redis:// URL shares them between every worker and instance (docs/deploy.md).
+    redis: str | None = None
+    # Processes serving the same port (`tollgate serve --workers N`); more than one needs PostgreSQL and Redis.
     workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     # A reservation left behind by a crash is released after this many seconds.
@@ -172,6 +174,40 @@ class LedgerConfig:
     usage_retention_days: float = 30.0
     prune_batch: int = 5000
     prune_every: float = 600.0
+    # Where a PostgreSQL store journals its ledger writes before PostgreSQL has them: one slot file per
+    # process, on local disk (docs/deploy.md). None: the store's default (.tollgate/journal/).
+    journal_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """`[database]`: each process's PostgreSQL pool (unused by SQLite). With N workers on M machines the
+    database sees up to `pool_max` x N x M connections: keep that under its max_connections (docs/deploy.md).
+
+    `request_timeout` bounds what the request path waits for PostgreSQL (a key not yet cached): past it
+    the request is refused with a 503 while keys already seen keep working from the key cache. None
+    leaves either to the URL's query (`?pool_max=20&request_timeout=1.5`), else the store's default.
+    """
+
+    pool_max: int | None = None
+    request_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """`[redis]`: the shared budget ledger (docs/deploy.md). Times in seconds.
+
+    A reservation is held for `hold_seconds` and renewed every `renew_every` while its request is alive, so
+    the holds of an instance that died free themselves within `hold_seconds`. A Redis that does not answer
+    within `socket_timeout` refuses the request with a 503 and a short Retry-After, never a local counter.
+    """
+
+    hold_seconds: float = 15.0
+    renew_every: float = 5.0
+    socket_timeout: float = 0.75
+    retry_after: float = 1.0  # the Retry-After of that 503
+    pool_max: int = 64  # connections per process
+    prefix: str = "tg"  # of every key: two gateways (staging, production) may share one Redis with two prefixes
 
 
 @dataclass(frozen=True)
@@ -208,6 +244,8 @@ class Config:
     ledger: LedgerConfig = LedgerConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
 
     def upstream(self, name: str) -> UpstreamConfig:
         for upstream in self.upstreams:

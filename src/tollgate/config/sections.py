@@ -48,9 +48,16 @@ def ledger(t: Table) -> LedgerConfig:
         usage_retention_days=t.number("usage_retention_days", d.usage_retention_days),
         prune_batch=t.int("prune_batch", d.prune_batch, minimum=1),
         prune_every=t.number("prune_every", d.prune_every, minimum=1.0),
+        journal_dir=_folder(t, "journal_dir"),
     )
     t.done()
     return ledger
+
+
+def _folder(t: Table, name: str) -> str | None:
+    """A directory path (`~` expanded); it need not exist yet (the store creates it, 0700)."""
+    value = t.str(name, None)
+    return None if value is None else str(Path(value).expanduser())
 
 
 def limits(t: Table) -> HTTPLimits:

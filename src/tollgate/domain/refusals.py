@@ -151,6 +151,22 @@ class LedgerBusy(Refusal):
         self.retry_after = retry_after
 
 
+class LedgerUnavailable(LedgerBusy):
+    """The shared ledger (Redis, in the scaled configuration) did not answer in time: refused before
+    anything is held, to be retried after `retry_after` seconds.
+
+    Never a fallback to per-process counters: they would let each instance spend the whole budget.
+    A kind of LedgerBusy, so every path that handles a ledger that cannot admit now handles this too;
+    the edge renders it with its own code (`ledger_unavailable`).
+    """
+
+    reason = "ledger_unavailable"
+
+    def __init__(self, retry_after: float) -> None:
+        Refusal.__init__(self, "the gateway's shared budget ledger is unreachable")
+        self.retry_after = retry_after
+
+
 class UpstreamBroke(Refusal):
     """An upstream answered, then failed: broke off, timed out, or sent something unreadable."""
 
@@ -166,3 +182,14 @@ class UpstreamRejected(Refusal):
         super().__init__(message)
         self.upstream_status = upstream_status
         self.code = code
+
+
+class StoreUnavailable(Refusal):
+    """The shared database (PostgreSQL) did not answer in time: the request is refused before anything is held,
+    to be retried after `retry_after` seconds. Keys already seen keep working from the key cache meanwhile."""
+
+    reason = "store_unavailable"
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        super().__init__("the gateway's database is not answering; retry shortly")
+        self.retry_after = retry_after

@@ -16,6 +16,7 @@ import math
 import secrets
 import zlib
 from collections import Counter
+from urllib.parse import urlsplit, urlunsplit
 
 CONSUMPTION_PREFIX = "sk_"
 MANAGEMENT_PREFIX = "mk_"
@@ -116,3 +117,15 @@ def verify_operator_token(token: str, stored: str) -> bool:
         return hmac.compare_digest(_scrypt(token, _unb64(salt), *params), expected)
     except (ValueError, binascii.Error):
         return False
+
+
+def redacted_url(url: str) -> str:
+    """A database or Redis URL as a message or log line may show it: its password replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not a URL Python can read: show its scheme only
+        return url.partition("://")[0] + "://***"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -87,7 +87,8 @@ ROUTES: tuple[Route, ...] = (
           "AnthropicMessage", stream=True, shape="anthropic"),
     _data("POST", "/anthropic/v1/messages/count_tokens", "A prompt's input tokens (free: nothing is reserved)",
           "AnthropicMessagesRequest", "TokenCount", shape="anthropic"),
-    Route("GET", "/v1/requests", "The key's own recent requests (the request log)", SK, "openai", tag="data plane"),
+    Route("GET", "/v1/requests", "The key's own recent requests (the request log;"
+          " a page reads at most 10,000 records: a rare filter's page may be short, even empty, with hasMore)", SK, "openai", tag="data plane"),
     Route("GET", "/health", "Liveness", PUBLIC, "openai", answer=ref("Health"), tag="operations"),
     # -- management plane (management keys, own account) --------------------------------------
     Route("GET", "/api/plans", "The plans on offer", PUBLIC),
@@ -109,7 +110,8 @@ ROUTES: tuple[Route, ...] = (
     _mk("GET", "/api/usage/{key_id}", "One key's spend"),
     _mk("GET", "/api/usage/hourly", "Usage over time per hour or day, by key, model, route or status"),
     _mk("GET", "/api/budgets", "A page of keys, each with its budgets now: spent, reserved, remaining, reset"),
-    _mk("GET", "/api/requests", "The account's request log (filters, cursor pagination)"),
+    _mk("GET", "/api/requests", "The account's request log (filters, cursor pagination;"
+        " a page reads at most 10,000 records: a rare filter's page may be short, even empty, with hasMore)"),
     _mk("GET", "/api/analytics/overhead", "The gateway's own overhead on the account's requests"),
     _mk("GET", "/api/management-keys", "The account's management keys"),
     _mk("POST", "/api/management-keys", "Create a management key", _NAME, "201"),
@@ -143,7 +145,8 @@ ROUTES: tuple[Route, ...] = (
     _op("POST", "/admin/plans/{slug}/retire", "Retire a plan (no new subscriptions)"),
     _op("POST", "/admin/plans/{slug}/unretire", "Offer a retired plan again"),
     _op("POST", "/admin/keys/{key_id}/rotate", "A new secret for any key", _GRACE),
-    _op("GET", "/admin/requests", "The request log of every account, or of one (accountId)"),
+    _op("GET", "/admin/requests", "The request log of every account, or of one (accountId;"
+        " a short page with hasMore goes on from its nextCursor)"),
     _op("GET", "/admin/usage/hourly", "One account's usage over time (accountId)"),
     _op("GET", "/admin/usage/accounts", "A page of accounts with their usage in a range"),
     _op("GET", "/admin/metrics/routes", "Per-route counters of `auto`"),

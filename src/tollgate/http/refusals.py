@@ -21,11 +21,13 @@ from tollgate.domain.refusals import (
     Conflict,
     KeyRefused,
     LedgerBusy,
+    LedgerUnavailable,
     ModelRefused,
     NotFound,
     RateLimited,
     Refusal,
     RequestExceedsBudget,
+    StoreUnavailable,
     TooManyFailures,
     UpstreamBroke,
     UpstreamRejected,
@@ -131,6 +133,12 @@ def _upstream_broke(refusal: UpstreamBroke) -> APIError:
     return APIError(502, "upstream_error", refusal.message)
 
 
+def _unavailable(code: str, what: str, retry_after: float) -> APIError:
+    """A shared part of the scaled gateway (Redis, PostgreSQL) did not answer: a 503 to retry shortly."""
+    wait = max(1, math.ceil(retry_after))
+    return APIError(503, code, f"{what}; retry in {wait} s", headers=[(b"retry-after", str(wait).encode())])
+
+
 def api_error(refusal: Refusal) -> APIError:
     """The HTTP error for a domain refusal (each API then writes it in its own shape)."""
     if isinstance(refusal, BudgetExhausted):
@@ -151,6 +159,10 @@ def api_error(refusal: Refusal) -> APIError:
         return _upstream_unavailable(refusal)
     if isinstance(refusal, UpstreamBroke):
         return _upstream_broke(refusal)
+    if isinstance(refusal, LedgerUnavailable):  # before LedgerBusy: it is one
+        return _unavailable(refusal.reason, "the gateway cannot reach its shared budget ledger", refusal.retry_after)
+    if isinstance(refusal, StoreUnavailable):
+        return _unavailable(refusal.reason, "the gateway's database is not answering", refusal.retry_after)
     if isinstance(refusal, LedgerBusy):
         wait = max(1, math.ceil(refusal.retry_after))
         return APIError(503, "ledger_busy", f"the gateway is busy writing its ledger; retry in {wait} s",

@@ -7,8 +7,10 @@
 Filters: `keyId`, `model` (the model that answered, or the name the upstream was sent), `status` (a
 code such as `429`, or a class such as `4xx`), `since`, `until` (ISO-8601 or unix seconds), `endUser`
 (the keys labelled so). Pages: `limit` (1 to 500, default 50) and `before` (the `nextCursor` of the
-page before, a record id) answer `hasMore` and `nextCursor`. The rows come from the raw usage records
-(store/request_log.py), kept `[ledger] usage_retention_days`; what a request said or was answered is
+page before, a record id) answer `hasMore` and `nextCursor`. A page reads at most 10,000 records
+(store/request_log.py `SCAN_ROWS`): a filter that matches rarely may answer fewer rows than `limit`,
+even none, with `hasMore` true; its `nextCursor` goes on from where the page stopped reading. The
+rows come from the raw usage records (store/request_log.py), kept `[ledger] usage_retention_days`; what a request said or was answered is
 never in them (request text is stored only under the operator's `[server] store_request_text`, for
 the router's training samples, and never shown here).
 """
@@ -24,7 +26,7 @@ from tollgate.http import fields
 from tollgate.http.errors import ENVELOPE_SHAPE
 from tollgate.http.request import Request, Router, Send, send_json
 from tollgate.store.base import Store, UnknownCursor
-from tollgate.store.request_log import LoggedRequest, RequestFilter
+from tollgate.store.request_log import LoggedRequest, LogPage, RequestFilter
 
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 500
@@ -114,9 +116,11 @@ class RequestLogAPI:
             rows = await self.store.request_log(request_filter, before_query(query), limit + 1)
         except UnknownCursor:
             raise fields.bad("before", "is not a request of this log (use the nextCursor of the page before)") from None
-        page, more = rows[:limit], len(rows) > limit
-        await send_json(send, 200, {"success": True, "data": [request_view(r) for r in page], "hasMore": more,
-                                    "nextCursor": str(page[-1].id) if more else None})
+        page = rows[:limit]
+        stopped_at = rows.stopped_at if isinstance(rows, LogPage) else None  # a rare filter's walk stopped short
+        cursor = str(page[-1].id) if len(rows) > limit else None if stopped_at is None else str(stopped_at)
+        await send_json(send, 200, {"success": True, "data": [request_view(r) for r in page],
+                                    "hasMore": cursor is not None, "nextCursor": cursor})
 
     async def account_requests(self, request: Request, send: Send) -> None:
         """`GET /api/requests`: the management key's account's requests."""

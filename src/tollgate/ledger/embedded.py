@@ -27,7 +27,9 @@ from tollgate.domain.refusals import BudgetExhausted, LedgerBusy
 from tollgate.domain.usage import UsageRecord
 from tollgate.domain.windows import window_end, window_start
 from tollgate.ledger.batch import SpendIncrement, StoredReservation
+from tollgate.ledger.journal import backlog_stats
 from tollgate.ledger.persistence import LedgerStore
+from tollgate.ledger.protocol import RateCharge
 from tollgate.ledger.writer import LedgerWriter
 
 Slot = tuple[str, int]  # (pool id, window start)
@@ -38,6 +40,8 @@ BACKLOG_RETRY_AFTER = 1.0
 
 
 class EmbeddedLedger:
+    takes_rate = False  # the in-process limiter is a plain call: `rate` is ignored here
+
     def __init__(
         self,
         store: LedgerStore,
@@ -93,7 +97,7 @@ class EmbeddedLedger:
 
     # -- admission ------------------------------------------------------------
 
-    async def reserve(self, pools: Sequence[Pool], want: int, minimum: int) -> Grant:
+    async def reserve(self, pools: Sequence[Pool], want: int, minimum: int, rate: RateCharge | None = None) -> Grant:
         if self.store.backlog_full():
             self.backlog_waits += 1
             if not await self.store.backlog_room(self.backlog_wait):
@@ -175,7 +179,7 @@ class EmbeddedLedger:
             self._settled.set()
             self._settled = asyncio.Event()
 
-    async def settle(self, grant: Grant, cost: int, record: UsageRecord) -> Settled:
+    async def settle(self, grant: Grant, cost: int, record: UsageRecord, rate: RateCharge | None = None) -> Settled:
         charged = min(max(cost, 0), grant.amount)
         if not self._free(grant):
             charged = 0  # already settled: never charge twice
@@ -249,13 +253,8 @@ class EmbeddedLedger:
         return len(self._grants) + len(self._orphans)
 
     def write_stats(self) -> dict:
-        backlog = self.store.backlog()
         return {
-            "backlog_bytes": backlog.bytes if backlog else 0,
-            "backlog_entries": backlog.entries if backlog else 0,
-            "backlog_age_seconds": round(backlog.age_seconds, 3) if backlog else 0.0,
-            "backlog_limit_bytes": backlog.limit.bytes if backlog else None,
-            "backlog_limit_seconds": backlog.limit.seconds if backlog else None,
+            **backlog_stats(self.store.backlog()),
             "backlog_waits": self.backlog_waits,
             "backlog_refusals": self.backlog_refusals,
             "reservations_open": self.open_reservations(),

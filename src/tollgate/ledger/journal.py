@@ -223,6 +223,17 @@ class Backlog:
     limit: BacklogLimit
 
 
+def backlog_stats(backlog: Backlog | None) -> dict:
+    """The backlog's part of a ledger's `write_stats` (None: a store that writes straight into its database)."""
+    return {
+        "backlog_bytes": backlog.bytes if backlog else 0,
+        "backlog_entries": backlog.entries if backlog else 0,
+        "backlog_age_seconds": round(backlog.age_seconds, 3) if backlog else 0.0,
+        "backlog_limit_bytes": backlog.limit.bytes if backlog else None,
+        "backlog_limit_seconds": backlog.limit.seconds if backlog else None,
+    }
+
+
 class JournaledWrites:
     """Journaled ledger writes: durable by one append now, in SQLite in bulk a moment later.
 
@@ -358,3 +369,19 @@ class JournaledWrites:
             self.journal.close(all_applied=False)
             return
         self.journal.close(all_applied=True)
+
+
+class JournalBacklog:
+    """`LedgerStore`'s backlog methods, for a store whose ledger writes go through `self._journaled`
+    (None until it journals: then there is no backlog to wait for)."""
+
+    _journaled: JournaledWrites | None
+
+    def backlog_full(self) -> bool:
+        return self._journaled is not None and self._journaled.over_limit()
+
+    async def backlog_room(self, timeout: float) -> bool:
+        return self._journaled is None or await self._journaled.wait_for_room(timeout)
+
+    def backlog(self) -> Backlog | None:
+        return self._journaled.backlog() if self._journaled is not None else None

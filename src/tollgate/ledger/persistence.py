@@ -16,6 +16,12 @@ class LedgerStore(Protocol):
     async def claim_ledger(self) -> None:
         """Make this process the one that writes the ledger (the embedded ledger calls it at start)."""
 
+    async def share_ledger(self) -> None:
+        """Join the processes that keep the budgets in a shared ledger (the Redis one calls it at start).
+
+        Refused (JournalBusy) while a process runs the embedded ledger on this database, and an embedded
+        ledger is refused meanwhile: the two would each let the whole budget through."""
+
     async def write_ledger(self, batch: LedgerBatch) -> None:
         """Make usage records, spend increments and reservation changes durable, atomically."""
 

@@ -3,11 +3,18 @@
 Callers (the request pipeline, the usage APIs) see only this protocol; the
 embedded in-process ledger and a Redis one shared by many gateway instances
 both fill it.
+
+A shared ledger may also take a request's per-minute rate charge in the same atomic
+step as its reservation (and the rate correction with its settlement): one round trip
+instead of two, and one Redis script that sees both. It says so with `takes_rate`; the
+admission then hands it the `RateCharge` instead of calling its own limiter. The
+embedded ledger ignores the argument (the in-process limiter is a plain call already).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tollgate.domain.grants import Grant, Settled
@@ -15,14 +22,33 @@ from tollgate.domain.pools import Pool, PoolState
 from tollgate.domain.usage import UsageRecord
 
 
+@dataclass(frozen=True, slots=True)
+class RateCharge:
+    """A request's draw on its key's per-minute buckets (the semantics of ledger/ratelimit.py).
+
+    At reserve: one request and `tokens` (the input bound) are taken only when the budget admits it
+    too; a rate refusal holds no budget, a budget refusal takes no tokens. At settle: `tokens` is the
+    correction (real usage minus what admission took), applied once with the settlement.
+    """
+
+    key_id: str
+    rpm: int
+    tpm: int
+    tokens: int
+
+
 class BudgetLedger(Protocol):
+    # True: reserve and settle apply their `rate` argument themselves (raising RateLimited at reserve);
+    # False: they ignore it and the caller runs its own rate limiter.
+    takes_rate: bool
+
     async def start(self) -> None:
         """Load state left by an earlier run (orphaned reservations are held until they expire)."""
 
     async def close(self) -> None:
         """Make every settled amount durable."""
 
-    async def reserve(self, pools: Sequence[Pool], want: int, minimum: int) -> Grant:
+    async def reserve(self, pools: Sequence[Pool], want: int, minimum: int, rate: RateCharge | None = None) -> Grant:
         """Hold between `minimum` and `want` on every pool at once, as much as fits.
 
         Raises BudgetExhausted when some pool cannot fit `minimum` even after the
@@ -30,10 +56,12 @@ class BudgetLedger(Protocol):
         reservations, waits (bounded) for them to settle instead of refusing.
         Raises LedgerBusy when the ledger's writes are further behind than their bound
         and do not catch up within a short wait (nothing is held then).
+        With `takes_rate`, raises RateLimited (nothing held, nothing taken) when `rate` does not fit.
         """
 
-    async def settle(self, grant: Grant, cost: int, record: UsageRecord) -> Settled:
-        """Charge the real cost (never more than the grant), free the rest, store the record.
+    async def settle(self, grant: Grant, cost: int, record: UsageRecord, rate: RateCharge | None = None) -> Settled:
+        """Charge the real cost (never more than the grant), free the rest, store the record (and, with
+        `takes_rate`, correct the token bucket by `rate.tokens`, once per grant).
 
         Returns once the charge and the record are durable.
         """

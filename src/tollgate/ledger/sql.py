@@ -246,7 +246,18 @@ def journal_json(rows: Rows) -> bytes:
     return orjson.dumps(rows, option=orjson.OPT_STRICT_INTEGER)
 
 
-def _checked_json(rows: object, seq: int) -> bytes:
+
+def journal_line(batch: LedgerBatch) -> tuple[list, bytes]:
+    """A batch's rows and the journal line that holds them: the rows as JSON, or, when a value is one JSON cannot
+    hold, the rows checked one by one (the bad ones set aside, ledger_rows(checked=True))."""
+    parts = ledger_rows(batch)
+    try:
+        return parts, journal_json(parts)
+    except TypeError:
+        parts = ledger_rows(batch, checked=True)
+        return parts, orjson.dumps(parts)
+
+def checked_json(rows: object, seq: int) -> bytes:
     """Rows from outside this process's writes (a replayed journal, an older version's): each row checked
     as `ledger_rows(checked=True)` checks them, bad ones and a part that is no batch set aside."""
     if not _well_formed(rows):
@@ -258,10 +269,10 @@ def _checked_json(rows: object, seq: int) -> bytes:
 
 
 def _widened_parts(rows: list) -> list:
-    return [_widened(rows[0]), *rows[1:4]]
+    return [widened(rows[0]), *rows[1:4]]
 
 
-def _widened(usage_rows: list) -> list:
+def widened(usage_rows: list) -> list:
     """Usage rows journaled by an older version, before the record's last fields were added (each one
     nullable, at the end): padded with nulls, so that an upgrade replays its journal like any other."""
     width = len(USAGE_FIELDS)
@@ -272,7 +283,7 @@ def _parsed(document: str) -> Rows:
     """The batches of a bulk document merged into one batch of rows (for the row-by-row path)."""
     merged: Rows = ([], [], [], [], [])
     for rows in orjson.loads(document):
-        for into, part in zip(merged, [_widened(rows[0]), *rows[1:]]):
+        for into, part in zip(merged, [widened(rows[0]), *rows[1:]]):
             into.extend(tuple(r) for r in part)
     return merged
 
@@ -320,7 +331,7 @@ def apply_entries(c: sqlite3.Connection, entries: list[Entry], skip_gaps: bool =
                                    f" holds from entry {applied + 1} on is then not in the ledger)")
             log.error("the ledger journal has no entries %d to %d (unreadable lines, set aside); "
                       "going on from entry %d", applied + 1, seq - 1, seq)
-        documents.append(rows if type(rows) is bytes else _checked_json(rows, seq))
+        documents.append(rows if type(rows) is bytes else checked_json(rows, seq))
         applied = seq
     if applied == start:
         return applied  # nothing new: no write at all

@@ -7,11 +7,22 @@ the request still goes, with `max_tokens` lowered to what the grant can pay.
 A request whose smallest cost (prompt bound + one output token) is above a
 windowed pool's whole limit can never fit, in this window or any other: it is
 refused first (`RequestExceedsBudget`), before it takes from the rate buckets.
+
+The rate limiter is either the in-process one (plain calls: the embedded hot path
+stays free of awaits and tasks), or folded into a ledger that `takes_rate` (the Redis
+ledger of the scaled configuration: the bucket check rides in the reserve script and
+the correction in the settle script, one round trip each), or a shared one whose calls
+are coroutines (awaited at admission; their corrections run as background tasks).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tollgate.domain.accounts import KeyContext
 from tollgate.domain.grants import Grant
@@ -19,9 +30,11 @@ from tollgate.domain.lru import LRU, CacheStats
 from tollgate.domain.pricing import output_room
 from tollgate.domain.pools import Pool, pools_for
 from tollgate.domain.refusals import RequestExceedsBudget
-from tollgate.ledger.protocol import BudgetLedger
+from tollgate.ledger.protocol import BudgetLedger, RateCharge
 from tollgate.ledger.ratelimit import RateLimiter
 from tollgate.proxy.models import ServedModel
+
+log = logging.getLogger("tollgate.proxy")
 
 # The smallest answer worth sending: a request that cannot afford this many output
 # tokens on top of its prompt is refused rather than sent.
@@ -29,6 +42,15 @@ MIN_OUTPUT_TOKENS = 1
 # Keys whose pools and limits are kept when the config does not say (`[server] key_cache`);
 # the least recently used is dropped beyond this.
 DERIVED_LIMIT = 200_000
+
+
+class SharedLimiter(Protocol):
+    """Per-key buckets shared by every instance (tollgate.ledger.redis.RedisRateLimiter): RateLimiter's
+    methods, as coroutines."""
+
+    async def admit(self, key_id: str, rpm: int, tpm: int, tokens: int) -> None: ...
+    async def settle(self, key_id: str, tpm: int, extra_tokens: int) -> None: ...
+    async def refund(self, key_id: str, rpm: int, tpm: int, tokens: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +76,16 @@ def output_allowance(grant: Grant, model: ServedModel, prompt_bound: int, cap: i
 
 
 class Admitter:
-    def __init__(self, ledger: BudgetLedger, limiter: RateLimiter, credit_limits: KeyLimits,
+    def __init__(self, ledger: BudgetLedger, limiter: RateLimiter | SharedLimiter, credit_limits: KeyLimits,
                  capacity: int = DERIVED_LIMIT) -> None:
         self.ledger = ledger
         self.limiter = limiter
+        # Decided once: the in-process limiter keeps its plain calls on the hot path; a ledger that takes
+        # the rate charge itself makes the limiter unused.
+        self._folded = bool(getattr(ledger, "takes_rate", False))
+        shared = not self._folded and inspect.iscoroutinefunction(limiter.admit)
+        self._shared: SharedLimiter | None = limiter if shared else None  # type: ignore[assignment]
+        self._background: set[asyncio.Task] = set()  # the shared limiter's corrections in flight
         self.credit_limits = credit_limits
         # Per key, its pools and limits with the context they were built from, so that a request
         # does not rebuild them. Contexts are frozen snapshots, replaced as a whole by the auth
@@ -100,16 +128,49 @@ class Admitter:
             # Larger than a window's whole limit: no reset makes it fit (credits can be topped up).
             if minimum > pool.limit and pool.window is not None:
                 raise RequestExceedsBudget(pool, minimum)
-        self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+        if self._folded:  # one atomic step: a rate refusal holds nothing, a budget refusal takes no tokens
+            charge = RateCharge(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+            grant = await self.ledger.reserve(pools, model.cost(prompt_bound, output_cap), minimum, charge)
+            return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits)
+        shared = self._shared
+        if shared is None:
+            self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+        else:
+            await shared.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
         want = model.cost(prompt_bound, output_cap)
         try:
             grant = await self.ledger.reserve(pools, want, minimum)
         except BaseException:
-            self.limiter.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+            if shared is None:
+                self.limiter.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
+            else:
+                self._later(shared.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound))
             raise
         return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits)
 
-    def settle_rate(self, admission: Admission, input_tokens: int, output_tokens: int) -> None:
-        """Correct the token bucket with the real usage (it took the prompt bound at admission)."""
+    def settle_rate(self, admission: Admission, input_tokens: int, output_tokens: int) -> RateCharge | None:
+        """Correct the token bucket with the real usage (it took the prompt bound at admission).
+
+        For a ledger that takes the rate charge, returns the correction for its settle (None when there
+        is nothing to correct) instead of applying it here.
+        """
         extra = input_tokens + output_tokens - admission.rate_tokens
-        self.limiter.settle(admission.ctx.key.id, admission.limits.tpm, extra)
+        if self._folded:
+            limits = admission.limits
+            return RateCharge(admission.ctx.key.id, limits.rpm, limits.tpm, extra) if extra else None
+        if self._shared is None:
+            self.limiter.settle(admission.ctx.key.id, admission.limits.tpm, extra)
+        elif extra:
+            self._later(self._shared.settle(admission.ctx.key.id, admission.limits.tpm, extra))
+        return None
+
+    def _later(self, correction: Coroutine[Any, Any, None]) -> None:
+        """Run a shared bucket's correction in the background (kept referenced until it ends)."""
+        task = asyncio.get_running_loop().create_task(correction)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a rate bucket correction failed: %r", task.exception())

@@ -78,7 +78,7 @@ class Flow:
             return
         except LedgerBusy as refusal:
             # Not recorded: a record would add to the very backlog that refused it (the ledger counts these).
-            self._observe(ex, self._record(ex, sink.status_for(refusal), None, None), "ledger_busy")
+            self._observe(ex, self._record(ex, sink.status_for(refusal), None, None), refusal_reason(refusal))
             await sink.refuse(ex, refusal)
             return
         try:
@@ -305,10 +305,11 @@ class Flow:
         record.cache_write_tokens = usage.cache_write_tokens
         if usage.cached_tokens is not None or usage.cache_write_tokens is not None:
             record.cache_saved = cache_saving(ex.model.config.price, parts)
-        settled = await self.ledger.settle(grant, cost, record)
+        # The rate correction: applied here for the in-process limiter, or handed to a ledger that takes it.
+        rate = self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
+        settled = await self.ledger.settle(grant, cost, record, rate)
         if self.watch is not None:
             self.watch.settled(ex.ctx, settled.states)
-        self.admitter.settle_rate(ex.admission, usage.prompt_tokens, usage.completion_tokens)
         self._observe(ex, record, reason)
         return settled
 

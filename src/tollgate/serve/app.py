@@ -27,12 +27,12 @@ from tollgate.http.usage_series import UsageSeriesAPI
 from tollgate.http.webhooks import WebhooksAPI
 from tollgate.serve.observability import mount_observability
 from tollgate.serve.services import Services, open_services
-from tollgate.serve.setup import operator_token, save_admin_hash
+from tollgate.serve.setup import OperatorToken, operator_token, save_admin_hash
 
 log = logging.getLogger("tollgate.serve")
 
 
-def mount(router: Router, services: Services, admin: AdminAuth) -> None:
+def mount(router: Router, services: Services, admin: AdminAuth, worker: int | None = None) -> None:
     config, store = services.config, services.store
     max_body = config.server.max_body_bytes
     style = Style(old_names=config.server.legacy_field_names)
@@ -49,7 +49,7 @@ def mount(router: Router, services: Services, admin: AdminAuth) -> None:
     AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
              services.metrics, caches, style).mount(router)
     LedgerMetricsAPI(admin, services.ledger, style).mount(router)
-    mount_observability(router, services, admin, caches)  # /metrics, /admin/metrics/traffic, /openapi.json
+    mount_observability(router, services, admin, caches, worker)  # /metrics, /admin/metrics/traffic, /openapi.json
     # The request log, usage over time and the dashboard that reads them (issue 15; docs/dashboard.md).
     RequestLogAPI(services.accounts, store, ManagementAuth(store), auth, admin).mount(router)
     UsageSeriesAPI(services.accounts, store, ManagementAuth(store), admin, services.ledger,
@@ -70,22 +70,27 @@ def settle_garbage_collector() -> None:
 
 
 def create_app(config: Config, announce: Callable[[Services, str | None], None] | None = None,
-               clock: Callable[[], float] = time.time) -> App:
-    """An app that opens everything on start-up and closes it (flushing the ledger) on shutdown."""
+               clock: Callable[[], float] = time.time, token: OperatorToken | None = None,
+               worker: int | None = None) -> App:
+    """An app that opens everything on start-up and closes it (flushing the ledger) on shutdown.
+
+    A worker of `--workers N` gets the operator `token` its supervisor prepared (with the store
+    migrated and the plans written) and its `worker` slot, shown in /metrics (`tollgate_worker`).
+    """
     router = Router()
     state: dict[str, Services] = {}
 
     async def startup() -> None:
-        services = await open_services(config, clock)
+        services = await open_services(config, clock, plans=token is None)
         state["services"] = services
-        token = await operator_token(services.store, config.server.admin_token)
         store = services.store
-        admin = AdminAuth(token.stored, known=token.known, upgrade=lambda stored: save_admin_hash(store, stored))
-        mount(router, services, admin)
+        known = token if token is not None else await operator_token(store, config.server.admin_token)
+        admin = AdminAuth(known.stored, known=known.known, upgrade=lambda stored: save_admin_hash(store, stored))
+        mount(router, services, admin, worker)
         app.traffic, app.access_log = services.traffic, services.access_log
         settle_garbage_collector()
         if announce is not None:
-            announce(services, token.known if token.shown_once else None)
+            announce(services, known.known if known.shown_once else None)
 
     async def shutdown() -> None:
         services = state.pop("services", None)

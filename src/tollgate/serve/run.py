@@ -4,31 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import signal
 import logging
+import signal
+import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+from tollgate.config.scale import scale_problem
 from tollgate.config.schema import Config, HTTPLimits
+from tollgate.domain.secrets import redacted_url
 from tollgate.http.app import App
 from tollgate.ledger.journal import JournalBusy
 from tollgate.serve.app import create_app
 from tollgate.serve.services import Services
+from tollgate.serve.setup import prepare
+from tollgate.serve.workers import Supervisor, WorkerStart, bind
 from tollgate.version import __version__
 
 
-def _announce(config: Config) -> callable:
+BACKLOG = 2048  # connections the kernel queues before a worker accepts them
+
+
+def _announce(config: Config) -> Callable[[Services, str | None], None]:
     def announce(services: Services, admin_token: str | None) -> None:
         host, port = config.server.host, config.server.port
         base = f"http://{host}:{port}"
         models = ", ".join(m.id for m in services.registry.models)
         lines = [
             f"tollgate {__version__} listening on {base}",
-            f"  database: {config.server.database}",
+            f"  database: {redacted_url(config.server.database)}",
+            f"  ledger:   {redacted_url(config.server.redis) + ' (shared)' if config.server.redis else 'embedded'}",
             f"  models:   {models}",
         ]
+        if config.server.workers > 1:
+            lines.insert(4, f"  workers:  {config.server.workers} processes on one port")
         if admin_token:
             lines += [
                 "",
@@ -51,16 +62,43 @@ def _announce(config: Config) -> callable:
     return announce
 
 
-def serve(config: Config) -> int:
-    if config.server.workers > 1 and config.server.budget_store == "embedded":
-        print(
-            "tollgate: server.workers > 1 needs a budget store shared by the workers, and the embedded one keeps "
-            "budget counters in one process (a shared redis:// store is planned, not available yet): run one worker.",
-            file=sys.stderr,
-        )
+def serve(config: Config, workers_source: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT: in this process, or in `server.workers` processes on one port.
+
+    `workers_source` names where a worker count set after the config was loaded came from (`--workers 2`).
+    """
+    problem = scale_problem(config.server, workers_source or f"server.workers = {config.server.workers}")
+    if problem is not None:  # config.load checked the file; this is for values set after it (--workers)
+        print(f"tollgate: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.server.workers > 1:
+        return _serve_workers(config)
     return _run(_serve(create_app(config, _announce(config)), config))
+
+
+def _serve_workers(config: Config) -> int:
+    """Prepare the database once, bind the port once, then fork the workers (serve/workers.py)."""
+    try:
+        token = _run(prepare(config))
+    except Exception as exc:
+        logging.getLogger("tollgate.serve").exception("start-up failed")
+        print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        sock = bind(config.server.host, config.server.port, BACKLOG)
+    except OSError as exc:
+        print(f"tollgate: cannot listen on {config.server.host}:{config.server.port}: {exc}", file=sys.stderr)
+        return 1
+    config = replace(config, server=replace(config.server, port=sock.getsockname()[1]))  # port 0: the one taken
+    announce = _announce(config)
+
+    def worker(start: WorkerStart) -> int:
+        first = start.slot == 0 and not start.restarted  # the banner (and a new operator token) once
+        app = create_app(config, announce if first else None, token=token, worker=start.slot)
+        return _run(_serve(app, config, sockets=[start.sock], ready=start.ready))
+
+    return Supervisor(config.server.workers, sock, worker).run()
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -71,12 +109,14 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def _serve(app: App, config: Config) -> int:
+async def _serve(app: App, config: Config, sockets: list[socket.socket] | None = None,
+                 ready: Callable[[], None] | None = None) -> int:
     """Start the app, serve it with uvicorn until SIGTERM/SIGINT, let what is in flight finish, stop the app.
 
     uvicorn speaks HTTP/1.1 with the limits of `[server.limits]` (http/uvicorn_limits.py). The app's
     start-up runs here, before the socket opens, so that a refusal to start (another gateway owns the
     database) is one clear line and exit 1; its shutdown runs after the last request, flushing the ledger.
+    A worker of `--workers N` serves the supervisor's `sockets` and says `ready` once its app has started.
     """
     import uvicorn
 
@@ -91,13 +131,15 @@ async def _serve(app: App, config: Config) -> int:
         logging.getLogger("tollgate.serve").exception("start-up failed")
         print(f"tollgate: start-up failed: {exc}", file=sys.stderr)
         return 1
+    if ready is not None:
+        ready()
     limits = _within_descriptors(config.server.limits)
     # proxy_headers=False: the client address must be the socket's peer (the operator token's back-off
     # counts failures per address), never what a client writes in X-Forwarded-For.
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.server.host, port=config.server.port, http=limited_protocol(limits), ws="none",
         lifespan="off", access_log=False, server_header=False, date_header=False, log_level="warning",
-        timeout_graceful_shutdown=30, backlog=2048, proxy_headers=False, timeout_keep_alive=limits.keepalive_timeout,
+        timeout_graceful_shutdown=30, backlog=BACKLOG, proxy_headers=False, timeout_keep_alive=limits.keepalive_timeout,
     ))
     # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found and raises
     # the signal again: with these (ignoring it), that no longer ends the process before the app's
@@ -105,7 +147,7 @@ async def _serve(app: App, config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         await app.shutdown()
     return 0 if server.started else 1

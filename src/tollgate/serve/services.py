@@ -12,13 +12,12 @@ from tollgate.accounts.service import AccountService
 from tollgate.alerts.service import Alerts
 from tollgate.config.schema import Config
 from tollgate.domain.windows import DAY
-from tollgate.ledger.embedded import EmbeddedLedger
 from tollgate.ledger.retention import Retention
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.ledger.ratelimit import RateLimiter
 from tollgate.ledger.writer import LedgerWriter
 from tollgate.proxy.access_log import AccessLog
-from tollgate.proxy.admission import Admitter, KeyLimits
+from tollgate.proxy.admission import Admitter, KeyLimits, SharedLimiter
 from tollgate.proxy.flow import Flow
 from tollgate.proxy.metrics import RouteMetrics
 from tollgate.proxy.models import ModelRegistry
@@ -26,6 +25,7 @@ from tollgate.proxy.resolve import AutoRouter, ModelResolver
 from tollgate.proxy.traffic import Traffic
 from tollgate.proxy.upstream.base import Upstream
 from tollgate.proxy.upstream.factory import build_upstream
+from tollgate.serve.ledgers import open_ledger
 from tollgate.serve.setup import open_configured_store
 from tollgate.store.base import Store
 
@@ -40,7 +40,7 @@ class Services:
     store: Store
     writer: LedgerWriter
     ledger: BudgetLedger
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedLimiter  # in process, or Redis' (serve/ledgers.py)
     accounts: AccountService
     upstreams: dict[str, Upstream]
     registry: ModelRegistry
@@ -67,21 +67,17 @@ class Services:
         await self.store.close()
 
 
-async def open_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
-    store = await open_configured_store(config)
-    writer = LedgerWriter(store)
-    ledger = EmbeddedLedger(
-        store, writer, reservation_ttl=config.server.reservation_ttl,
-        admission_wait=config.server.admission_wait, backlog_wait=config.ledger.backlog_wait, clock=clock,
-    )
-    await ledger.start()
+async def open_services(config: Config, clock: Callable[[], float] = time.time, plans: bool = True) -> Services:
+    """Everything a gateway process serves with; `plans=False` when `prepare` already wrote the config's plans."""
+    store = await open_configured_store(config, plans)
+    parts = await open_ledger(config, store, clock)
+    ledger, limiter, writer = parts.ledger, parts.limiter, parts.writer
     upstreams = {u.name: build_upstream(u) for u in config.upstreams}
     for upstream in upstreams.values():
         await upstream.start()
     registry = ModelRegistry.build(config, upstreams)
     metrics = RouteMetrics()
     router: AutoRouter | None = build_auto_router(config, registry, ledger, metrics)
-    limiter = RateLimiter()
     admitter = Admitter(ledger, limiter, CREDIT_KEY_LIMITS, capacity=config.server.key_cache)
     alerts = Alerts(store, ledger, config.alerts, clock) if config.alerts.enabled else None
     access_log = AccessLog.open(config.logging.requests)

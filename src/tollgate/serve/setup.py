@@ -6,7 +6,9 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tollgate.config.scale import is_postgres
 from tollgate.config.schema import Config
 from tollgate.domain.secrets import ADMIN_PREFIX, hash_operator_token, is_legacy_token_hash
 from tollgate.ledger.journal import BacklogLimit
@@ -20,14 +22,47 @@ ADMIN_HASH_KEY = "admin_token_scrypt"
 LEGACY_ADMIN_HASH_KEY = "admin_token_sha256"
 
 
-async def open_configured_store(config: Config) -> Store:
-    """The store, migrated, with the config's plans written in (config wins for its own slugs)."""
+async def open_configured_store(config: Config, plans: bool = True) -> Store:
+    """The store, migrated, with the config's plans written in (config wins for its own slugs).
+
+    `plans=False` for the workers of `--workers N`: `prepare` wrote them once, and each write would
+    move the change log that every process's key cache follows.
+    """
     ledger = config.ledger
-    store = open_store(config.server.database, BacklogLimit(ledger.backlog_mb << 20, ledger.backlog_seconds))
+    backlog = BacklogLimit(ledger.backlog_mb << 20, ledger.backlog_seconds)
+    if is_postgres(config.server.database):
+        # Each process of a PostgreSQL store journals its ledger writes in its own slot under journal_dir.
+        store = open_store(postgres_url(config), backlog, journal_dir=config.ledger.journal_dir)
+    else:
+        store = open_store(config.server.database, backlog)
     await store.open()
-    for plan in config.plans:
-        await store.upsert_plan(replace(plan, source="config"))
+    if plans:
+        for plan in config.plans:
+            await store.upsert_plan(replace(plan, source="config"))
     return store
+
+
+async def prepare(config: Config) -> OperatorToken:
+    """What must happen once before `--workers N` start: migrations, the config's plans, the operator token.
+
+    Run in the supervisor, which then closes the store (no pool or lock crosses the fork); the workers
+    get the token's hash from here instead of each hashing (scrypt) and writing it again.
+    """
+    store = await open_configured_store(config)
+    try:
+        return await operator_token(store, config.server.admin_token)
+    finally:
+        await store.close()
+
+
+def postgres_url(config: Config) -> str:
+    """The database URL with `[database]`'s settings in its query, where the PostgreSQL store reads them
+    (over the same names the operator may have written in the URL itself)."""
+    ours = {"pool_max": config.database.pool_max, "request_timeout": config.database.request_timeout}
+    parts = urlsplit(config.server.database)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if ours.get(k) is None]
+    query += [(k, str(v)) for k, v in ours.items() if v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass(frozen=True)

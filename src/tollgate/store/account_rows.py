@@ -1,10 +1,11 @@
-"""Account-model rows in SQLite: the column lists the store selects, rows -> model objects, and pages of lists."""
+"""Account-model rows for both stores: the column lists selected, rows -> model objects, the SQL of pages of lists
+and of partial updates (with `?` placeholders; the PostgreSQL store numbers them), and SQLite's page reader."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tollgate.domain.accounts import Account, ApiKey, KeyContext, Plan, Subscription
@@ -20,28 +21,77 @@ KEY_COLUMNS = (
 )
 
 
-def rows_page(conn: sqlite3.Connection, table: str, columns: str, owner: tuple[str, str] | None,
-              after: str | None, limit: int | None, also: tuple[str, str] | None = None) -> list[tuple]:
-    """Rows of `table` (of one owner: column, value) in (created_at, id) order: those after the row whose id is
-    `after` (`UnknownCursor` if the owner has none such), at most `limit`. With an index on
-    ([owner,] created_at, id) a page costs its own rows, however long the list (migration 0005).
-    `also` (column, value) keeps only the owner's rows with that value too (a reseller's end user)."""
-    equal = [pair for pair in (owner, also) if pair is not None]
+Query = tuple[str, list[Any]]  # SQL with `?` placeholders, and its arguments (store/dialect.py numbers them)
+
+# Plan fields a partial update may set, and their columns.
+PLAN_FIELDS = {"name": "name", "price_monthly": "price_monthly", "period_days": "period_days",
+               "window": "window_seconds", "budget_per_window": "budget_per_window", "rpm": "rpm", "tpm": "tpm",
+               "models": "models"}
+# Key fields an owner may change after creation, and their columns.
+KEY_FIELDS = {"name": "name", "end_user": "end_user", "metadata": "metadata"}
+
+
+def set_clause(changes: Mapping[str, Any], columns: Mapping[str, str]) -> tuple[str, list[Any]]:
+    """`col = ?, ...` for the fields in `changes` (each must be one of `columns`), JSON for lists and dicts."""
+    parts, args = [], []
+    for field, value in changes.items():
+        parts.append(f"{columns[field]} = ?")
+        args.append(json.dumps(list(value) if isinstance(value, tuple) else value)
+                    if isinstance(value, (tuple, list, dict)) else value)
+    return ", ".join(parts), args
+
+
+def page_cursor_query(table: str, equal: Sequence[tuple[str, Any]], after: str) -> Query:
+    """The query for the `created_at` of the row a page's cursor names (of the owner: `equal` pairs)."""
+    conditions = ["id = ?", *(f"{column} = ?" for column, _ in equal)]
+    return f"SELECT created_at FROM {table} WHERE {' AND '.join(conditions)}", [after, *(v for _, v in equal)]
+
+
+def page_query(table: str, columns: str, equal: Sequence[tuple[str, Any]], after: tuple[Any, str] | None,
+               limit: int | None) -> Query:
+    """A page of `table`'s rows with the `equal` (column, value) pairs in (created_at, id) order, after the row
+    `after` (its created_at and id), at most `limit`. With an index on ([owner,] created_at, id) a page
+    costs its own rows, however long the list (migration 0005)."""
     conditions: list[str] = [f"{column} = ?" for column, _ in equal]
     args: list[Any] = [value for _, value in equal]
     if after is not None:
-        found = conn.execute(f"SELECT created_at FROM {table} WHERE {' AND '.join(['id = ?', *conditions])}",
-                             [after, *args]).fetchone()
-        if found is None:
-            raise UnknownCursor(after)
         conditions.append("(created_at, id) > (?, ?)")
-        args += [found[0], after]
+        args += list(after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = f"SELECT {columns} FROM {table}{where} ORDER BY created_at, id"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
-    return conn.execute(sql, args).fetchall()
+    return sql, args
+
+
+def credit_grants_query(account_id: str, after: int | None, limit: int | None) -> Query:
+    """The account's credit grants oldest first (by grant id, which only grows), those after grant `after`."""
+    sql = "SELECT id, account_id, amount, note, created_at FROM credit_grants WHERE account_id = ?"
+    args: list[Any] = [account_id]
+    if after is not None:
+        sql += " AND id > ?"
+        args.append(after)
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return sql, args
+
+
+def rows_page(conn: sqlite3.Connection, table: str, columns: str, owner: tuple[str, str] | None,
+              after: str | None, limit: int | None, also: tuple[str, str] | None = None) -> list[tuple]:
+    """Rows of `table` (of one owner: column, value) in (created_at, id) order: those after the row whose id is
+    `after` (`UnknownCursor` if the owner has none such), at most `limit` (`page_query`).
+    `also` (column, value) keeps only the owner's rows with that value too (a reseller's end user)."""
+    equal = [pair for pair in (owner, also) if pair is not None]
+    cursor = None
+    if after is not None:
+        found = conn.execute(*page_cursor_query(table, equal, after)).fetchone()
+        if found is None:
+            raise UnknownCursor(after)
+        cursor = (found[0], after)
+    return conn.execute(*page_query(table, columns, equal, cursor, limit)).fetchall()
 
 
 def plan_of(row: sqlite3.Row) -> Plan:
@@ -115,3 +165,10 @@ def key_contexts(c: sqlite3.Connection, key_hashes: Sequence[str]) -> dict[str, 
 def key_context(c: sqlite3.Connection, key_hash: str) -> KeyContext | None:
     """A consumption key with its account, subscription and plan: what a request is checked against."""
     return key_contexts(c, [key_hash]).get(key_hash)
+
+
+def key_row(k: ApiKey, key_hash: str) -> tuple:
+    """A new key's row, in `api_keys`' insert order: id, account_id, type, name, prefix, created_at, subscription_id,
+    budget_limit, budget_window, end_user, metadata (JSON), key_hash."""
+    return (k.id, k.account_id, k.type, k.name, k.prefix, k.created_at, k.subscription_id, k.budget_limit,
+            k.budget_window, k.end_user, json.dumps(k.metadata) if k.metadata is not None else None, key_hash)

@@ -14,8 +14,12 @@ from tollgate.ledger.persistence import LedgerStore
 from tollgate.store.usage_by_end_user import EndUserSpend
 
 if TYPE_CHECKING:  # (these modules import UnknownCursor from here)
-    from tollgate.store.request_log import LoggedRequest, RequestFilter
+    from tollgate.store.request_log import LogPage, RequestFilter
     from tollgate.store.usage_series import AccountSpend, UsageSeries
+
+
+# Records one page of the request log may read when its filters thin the walk (SQLite: 3-12 ms warm).
+SCAN_ROWS = 10_000
 
 
 class UnknownCursor(LookupError):
@@ -140,7 +144,7 @@ class Store(LedgerStore, Protocol):
         window of length `window` (None: one "credits" period), UTC day, ISO week and month, summed by the
         database (`tollgate.domain.spend.summarize` names the periods). Equal to `spend_report` of the records.
         With `per_key`, also every key of the account with its spend (`by_key`), from the same snapshot.
-        History before the prune horizon comes from the hourly aggregates (store/usage_sums.py)."""
+        History before the prune horizon comes from the hourly aggregates (store/usage_queries.py)."""
 
     async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
         """The spend of the account's (or one key's) requests from `since` to now, from the hourly aggregates
@@ -183,9 +187,12 @@ class Store(LedgerStore, Protocol):
 
     # -- the request log and usage over time (issue 15; store/request_log.py, store/usage_series.py) --
 
-    async def request_log(self, request_filter: RequestFilter, before: int | None, limit: int) -> list[LoggedRequest]:
+    async def request_log(self, request_filter: RequestFilter, before: int | None, limit: int,
+                          scan: int = SCAN_ROWS) -> LogPage:
         """Up to `limit` raw records of the filter, newest first, after record id `before` (the last of the page
-        before; `UnknownCursor` when it is none of the filter's account or key)."""
+        before; `UnknownCursor` when it is none of the filter's account or key). A filter that leaves records
+        out reads at most `scan` of them: a page may then come back short, even empty, with `stopped_at` the id
+        of the last record read, where the next page goes on (store/request_log.py)."""
     async def usage_series(self, account_id: str, since: float, until: float, group_by: str | None, bucket: int,
                            key_id: str | None = None) -> UsageSeries:
         """The account's (or one key's) usage per hour or day and group, from the hourly aggregates only."""

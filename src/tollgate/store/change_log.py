@@ -10,6 +10,8 @@ behind (`Changes.complete` is False): it must then forget everything it cached.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from tollgate.store.base import Changes
 
@@ -17,11 +19,18 @@ from tollgate.store.base import Changes
 READ_LIMIT = 5000
 
 
+def changes_of(seq: int, rows: Sequence[Sequence[Any]], newest: int | None = None) -> Changes:
+    """`Changes` from the log's rows (seq, kind, ref) after `seq`, in order; `newest` (the change counter) is
+    needed only when there are none. Shared by both stores (postgres/changes.py)."""
+    if not rows:
+        assert newest is not None, "no rows: the newest number says whether the reader is current"
+        return Changes(last=newest, items=(), complete=newest <= seq)
+    complete = rows[0][0] == seq + 1 and all(row[1] != "all" for row in rows)
+    return Changes(last=rows[-1][0], items=tuple((row[1], row[2]) for row in rows), complete=complete)
+
+
 def changes_since(conn: sqlite3.Connection, seq: int) -> Changes:
     rows = conn.execute("SELECT seq, kind, ref FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                         (seq, READ_LIMIT)).fetchall()
-    if not rows:
-        newest = conn.execute("SELECT seq FROM change_seq").fetchone()[0]
-        return Changes(last=newest, items=(), complete=newest <= seq)
-    complete = rows[0][0] == seq + 1 and all(kind != "all" for _, kind, _ in rows)
-    return Changes(last=rows[-1][0], items=tuple((kind, ref) for _, kind, ref in rows), complete=complete)
+    newest = None if rows else conn.execute("SELECT seq FROM change_seq").fetchone()[0]
+    return changes_of(seq, rows, newest)

@@ -19,25 +19,19 @@ from typing import Any
 from tollgate.domain.accounts import ApiKey, CreditGrant, Plan, Subscription
 from tollgate.domain.spend import SpendSummary
 from tollgate.store import usage_by_end_user
-from tollgate.store.account_rows import KEY_COLUMNS, PLAN_COLUMNS, SUB_COLUMNS, api_key_of, plan_of, rows_page
-from tollgate.store.account_rows import subscription_of
-
-# Plan fields a partial update may set, and their columns.
-PLAN_FIELDS = {"name": "name", "price_monthly": "price_monthly", "period_days": "period_days",
-               "window": "window_seconds", "budget_per_window": "budget_per_window", "rpm": "rpm", "tpm": "tpm",
-               "models": "models"}
-# Key fields an owner may change after creation, and their columns.
-KEY_FIELDS = {"name": "name", "end_user": "end_user", "metadata": "metadata"}
-
-
-def _set_clause(changes: Mapping[str, Any], columns: Mapping[str, str]) -> tuple[str, list[Any]]:
-    """`col = ?, ...` for the fields in `changes` (each must be one of `columns`), JSON for lists and dicts."""
-    parts, args = [], []
-    for field, value in changes.items():
-        parts.append(f"{columns[field]} = ?")
-        args.append(json.dumps(list(value) if isinstance(value, tuple) else value)
-                    if isinstance(value, (tuple, list, dict)) else value)
-    return ", ".join(parts), args
+from tollgate.store.account_rows import (
+    KEY_COLUMNS,
+    KEY_FIELDS,
+    PLAN_COLUMNS,
+    PLAN_FIELDS,
+    SUB_COLUMNS,
+    api_key_of,
+    credit_grants_query,
+    plan_of,
+    rows_page,
+    set_clause,
+    subscription_of,
+)
 
 
 class SQLiteLifecycle:
@@ -62,7 +56,7 @@ class SQLiteLifecycle:
     async def update_plan(self, slug: str, changes: Mapping[str, Any], source: str) -> Plan | None:
         """Set only the fields in `changes` (Plan field names) of the plan `slug` if its source is `source`;
         the plan as it is now, or None when there is no such plan (of that source)."""
-        assignments, args = _set_clause(changes, PLAN_FIELDS)
+        assignments, args = set_clause(changes, PLAN_FIELDS)
 
         def update(c: sqlite3.Connection) -> Plan | None:
             if assignments:
@@ -117,7 +111,7 @@ class SQLiteLifecycle:
 
     async def update_api_key(self, key_id: str, changes: Mapping[str, Any]) -> ApiKey | None:
         """Set only the fields in `changes` (name, end_user, metadata; None clears the last two); the key now."""
-        assignments, args = _set_clause(changes, KEY_FIELDS)
+        assignments, args = set_clause(changes, KEY_FIELDS)
 
         def update(c: sqlite3.Connection) -> ApiKey | None:
             if assignments:
@@ -150,15 +144,7 @@ class SQLiteLifecycle:
     async def list_credit_grants(self, account_id: str, after: int | None = None,
                                  limit: int | None = None) -> list[CreditGrant]:
         """The account's credit grants oldest first (by grant id, which only grows), those after grant `after`."""
-        sql = "SELECT id, account_id, amount, note, created_at FROM credit_grants WHERE account_id = ?"
-        args: list[Any] = [account_id]
-        if after is not None:
-            sql += " AND id > ?"
-            args.append(after)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = credit_grants_query(account_id, after, limit)
         return await self._run(lambda c: [CreditGrant(*r) for r in c.execute(sql, args)])
 
     # -- usage by end user --------------------------------------------------------

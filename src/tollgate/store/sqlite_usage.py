@@ -14,8 +14,8 @@ from typing import Any
 from tollgate.domain.spend import Spend, SpendSummary
 from tollgate.domain.usage import UsageRecord
 from tollgate.store import request_log as log_rows
+from tollgate.store import usage_queries, usage_sums
 from tollgate.store import usage_series as series_rows
-from tollgate.store import usage_sums
 from tollgate.store.base import UnknownCursor
 
 
@@ -26,9 +26,7 @@ class SQLiteUsage:
     _ledger_read: Callable[..., Any]
 
     async def routed_samples(self, count: int, since: float) -> list[tuple[str, str, str]]:
-        rows = await self._ledger_read(lambda c: c.execute(
-            "SELECT request_text, route, model FROM usage_records WHERE request_text IS NOT NULL AND route IS NOT NULL"
-            " AND created_at >= ? ORDER BY random() LIMIT ?", (since, count)).fetchall())
+        rows = await self._ledger_read(lambda c: c.execute(*usage_queries.routed_samples_query(count, since)).fetchall())
         return [tuple(r) for r in rows]
 
     async def usage_records(
@@ -53,9 +51,9 @@ class SQLiteUsage:
                                  limit: int) -> list[tuple[int, UsageRecord]]:
         return await self._ledger_read(lambda c: usage_sums.records_page(c, after_id, before, limit))
 
-    async def request_log(self, request_filter: log_rows.RequestFilter, before: int | None,
-                          limit: int) -> list[log_rows.LoggedRequest]:
-        return await self._ledger_read(lambda c: log_rows.requests_page(c, request_filter, before, limit))
+    async def request_log(self, request_filter: log_rows.RequestFilter, before: int | None, limit: int,
+                          scan: int = log_rows.SCAN_ROWS) -> log_rows.LogPage:
+        return await self._ledger_read(lambda c: log_rows.requests_page(c, request_filter, before, limit, scan))
 
     async def usage_series(self, account_id: str, since: float, until: float, group_by: str | None, bucket: int,
                            key_id: str | None = None) -> series_rows.UsageSeries:

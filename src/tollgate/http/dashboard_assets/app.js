@@ -309,10 +309,21 @@
   async function loadLog(more) {
     const body = $("log-body");
     if (!more) { clear(body); state.logCursor = null; }
-    const page = await api(logPath() + query({ ...logFilters(), before: more ? state.logCursor : "" }));
-    for (const r of page.data) body.append(logRow(r));
-    if (!more && page.data.length === 0) body.append(el("tr", {}, el("td", { colspan: 13, className: "muted" }, "No requests.")));
-    state.logCursor = page.nextCursor;
+    body.querySelector("[data-testid=log-empty]")?.remove();
+    // A page reads at most 10,000 records: a rare filter's page may be short, even empty, with hasMore.
+    // Read on from where it stopped, a few pages at most per click.
+    let page = null, found = 0;
+    for (let tries = 0; tries < 5; tries++) {
+      page = await api(logPath() + query({ ...logFilters(), before: more || tries ? state.logCursor : "" }));
+      for (const r of page.data) body.append(logRow(r));
+      found += page.data.length;
+      state.logCursor = page.nextCursor;
+      if (found > 0 || !page.hasMore) break;
+    }
+    if (found === 0 && body.childElementCount === 0) {
+      const text = page.hasMore ? "None among the newest requests read: “Load more” reads further back." : "No requests.";
+      body.append(el("tr", { "data-testid": "log-empty" }, el("td", { colspan: 13, className: "muted" }, text)));
+    }
     $("log-more").hidden = !page.hasMore;
   }
 
