@@ -18,27 +18,13 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.support.scaled import ScaledGateway
+from tests.support.scaled import ScaledGateway, chat, two_instances
 
 
 @pytest.fixture
 def instances(tmp_path, pg_url, redis_server, upstream_factory) -> Iterator[tuple[ScaledGateway, ScaledGateway]]:
-    upstream = upstream_factory()
-    started: list[ScaledGateway] = []
-    try:
-        for name in ("a", "b"):
-            gw = ScaledGateway(tmp_path, name, upstream.url, pg_url, redis_server.url, workers=2)
-            started.append(gw)
-            gw.start("/health", timeout=90)
-        yield started[0], started[1]
-    finally:
-        for gw in started:
-            assert gw.stop() == 0, gw.log.read_text()[-3000:]
-
-
-def chat(gw: ScaledGateway, sk: str) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {sk}"}, timeout=30,
-                      json={"model": "fake-chat", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]})
+    with two_instances(tmp_path, upstream_factory().url, pg_url, redis_server.url, 2) as started:
+        yield started
 
 
 def spent(gw: ScaledGateway, sk: str) -> int:

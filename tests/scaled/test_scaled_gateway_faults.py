@@ -15,13 +15,8 @@ import time
 
 import httpx
 
-from tests.support.scaled import ScaledGateway
+from tests.support.scaled import ScaledGateway, chat
 from tests.support.services import PostgresServer
-
-
-def chat(gw: ScaledGateway, sk: str) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {sk}"}, timeout=30,
-                      json={"model": "fake-chat", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]})
 
 
 def anthropic(gw: ScaledGateway, sk: str) -> httpx.Response:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.scaled import ScaledGateway
+from tests.support.scaled import ScaledGateway, chat, two_instances
 
 PLANS = {"plans": [{"slug": "slow", "name": "Slow", "window": "5h", "budget_per_window": "1", "rpm": 4,
                     "tpm": 1000000}]}
@@ -20,22 +20,8 @@ PLANS = {"plans": [{"slug": "slow", "name": "Slow", "window": "5h", "budget_per_
 
 @pytest.fixture
 def pair(tmp_path, pg_url, redis_server, upstream_factory) -> Iterator[tuple[ScaledGateway, ScaledGateway]]:
-    upstream = upstream_factory()
-    started: list[ScaledGateway] = []
-    try:
-        for name in ("a", "b"):
-            gw = ScaledGateway(tmp_path, name, upstream.url, pg_url, redis_server.url, workers=1, sections=PLANS)
-            started.append(gw)
-            gw.start("/health", timeout=90)
-        yield started[0], started[1]
-    finally:
-        for gw in started:
-            assert gw.stop() == 0, gw.log.read_text()[-3000:]
-
-
-def chat(gw: ScaledGateway, sk: str) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {sk}"}, timeout=30,
-                      json={"model": "fake-chat", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]})
+    with two_instances(tmp_path, upstream_factory().url, pg_url, redis_server.url, 1, PLANS) as started:
+        yield started
 
 
 def test_a_keys_rpm_is_one_count_across_instances_and_its_refusals_hold_no_budget(pair):

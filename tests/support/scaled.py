@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,3 +89,25 @@ def _batches(total: int, size: int) -> Iterator[int]:
     while total > 0:
         yield min(size, total)
         total -= size
+
+
+def chat(gw: Gateway, sk: str) -> httpx.Response:
+    """One small chat completion with the key."""
+    return httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {sk}"}, timeout=30,
+                      json={"model": "fake-chat", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]})
+
+
+@contextmanager
+def two_instances(tmp: Path, upstream_url: str, database: str, redis: str, workers: int,
+                  sections: dict | None = None) -> Iterator[tuple[ScaledGateway, ScaledGateway]]:
+    """Instances `a` and `b` on one database and Redis, started; each stops cleanly at the end (its log if not)."""
+    started: list[ScaledGateway] = []
+    try:
+        for name in ("a", "b"):
+            gw = ScaledGateway(tmp, name, upstream_url, database, redis, workers=workers, sections=sections)
+            started.append(gw)
+            gw.start("/health", timeout=90)
+        yield started[0], started[1]
+    finally:
+        for gw in started:
+            assert gw.stop() == 0, gw.log.read_text()[-3000:]
