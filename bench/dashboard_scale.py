@@ -8,8 +8,8 @@ the rest, spread over the last 29 days, in time order, across 7 (model, model us
 `auto` router's five routes among them), statuses 200 / 429 (`budget_exceeded`,
 `rate_limit_exceeded`) / 502 / 499, with tokens and costs priced per model. The accounts and keys go
 in through the store (`SQLiteStore`, migrations and triggers and all); the records with `executemany`
-of the ledger's own INSERT (tollgate.ledger.sql), so the `usage_rolled_up` trigger fills `usage_hourly`
-as it does for the gateway.
+of the ledger's own INSERT (tollgate.ledger.sql), then rolled up into `usage_hourly` and `usage_daily`
+as the gateway's store does (tollgate.store.rollup).
 
 Then, on a copy, one gateway (bench/gateway.sh, pinned to CPU 0), the shared harness's nginx fake
 upstream and wrk on CPU 1 (like bench/soak.py), and in one run:
@@ -18,7 +18,8 @@ upstream and wrk on CPU 1 (like bench/soak.py), and in one run:
    them, and the page and its static files: --repeat times each, one after the other, over one
    keep-alive connection (p50 and max ms; the first call is the slowest, it reads the pages from disk);
 2. the data plane (chat completions with key 0 of `main`, c=--concurrency) in --rounds pairs of
-   --seconds phases: alone, then with dashboard tabs open (alone, with, alone, with, ...); the tabs are
+   --seconds phases: alone and with dashboard tabs open, which first alternating (alone, with, with,
+   alone, ...: the later phase of a pair runs on a warmer gateway and a bigger database); the tabs are
    threads on CPU 1, --tabs-per-role each of an owner's tab, a key's tab and the operator's tab, each
    over its own keep-alive connection. `--tabs refresh` (the default): each tab fetches its view's
    whole set (what the page fetches when it opens, or on "Refresh", at its default ranges) every
@@ -66,6 +67,7 @@ from tollgate.domain.secrets import CONSUMPTION_PREFIX, MANAGEMENT_PREFIX, displ
 from tollgate.domain.secrets import new_secret  # noqa: E402
 from tollgate.domain.usage import UsageRecord  # noqa: E402
 from tollgate.ledger.sql import INSERT_USAGE, USAGE_FIELDS  # noqa: E402
+from tollgate.store.rollup import roll_up  # noqa: E402
 from tollgate.store.sqlite import SQLiteStore  # noqa: E402
 
 DAY = 86_400
@@ -189,6 +191,7 @@ def build(db: Path, count: int, days: float, other_share: float, seed: int) -> d
                 rows = []
         conn.executemany(INSERT_USAGE, rows)
         written += len(rows)
+        roll_up(conn)  # the aggregates, as the gateway's store keeps them
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         hourly = conn.execute("SELECT COUNT(*) FROM usage_hourly").fetchone()[0]
@@ -515,7 +518,8 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=20, help="calls of each endpoint, one after the other")
     parser.add_argument("--seconds", type=float, default=15, help="seconds of each load phase")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of phases: alone, with the dashboard tabs")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="pairs of phases, alone and with the dashboard tabs (which first alternates)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tabs", choices=("refresh", "timers"), default="refresh",
                         help="refresh: each tab fetches its whole set every --poll-interval s; timers: each tab opens "
@@ -561,8 +565,11 @@ def main() -> None:
         wrk_segment(base, key, args.concurrency, 3, body)  # warm-up, not counted
         phases = []
         for n in range(1, args.rounds + 1):
-            phases.append(phase(f"alone #{n}", base, key, body, args, gateway, upstream.proc.pid, False, meta))
-            phases.append(phase(f"with tabs #{n}", base, key, body, args, gateway, upstream.proc.pid, True, meta))
+            # ABBA: the second phase of a pair runs on a warmer, bigger gateway than the first; alternating
+            # which goes first keeps that drift out of the with/without comparison.
+            for tabs in ((False, True) if n % 2 else (True, False)):
+                phases.append(phase(f"{'with tabs' if tabs else 'alone'} #{n}", base, key, body, args, gateway,
+                                    upstream.proc.pid, tabs, meta))
         idle_tabs = phase("tabs, no load", base, None, body, args, gateway, upstream.proc.pid, True, meta)
         log("timing the endpoints again, after the load")
         after = time_endpoints(base, meta, ids, args.repeat)

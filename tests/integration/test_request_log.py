@@ -162,6 +162,11 @@ def test_usage_over_time_adds_up_to_the_records_to_the_nano_dollar(gateway):
         assert {g["group"]: g["name"] for g in series["groups"]} == {k1["id"]: "one", k2["id"]: "two"}
         assert sum(p["costNanos"] for p in series["points"]) == total == series["total"]["costNanos"]
         assert series["total"]["requests"] == 6 and series["total"]["errors"] == 1
+        # Asked again: the hours that can no longer change come from the gateway's memory (http/series_cache.py),
+        # the live ones from the store, and the answer is the same.
+        again = get(gateway, "/api/usage/hourly", mk, days=2, groupBy="key", bucket=bucket).json()["data"]
+        assert (again["points"], again["groups"], again["total"]) == (series["points"], series["groups"],
+                                                                      series["total"])
     by_model_series = get(gateway, "/api/usage/hourly", mk, groupBy="model").json()["data"]
     assert {g["group"]: g["costNanos"] for g in by_model_series["groups"]} == by_model
     routes = get(gateway, "/api/usage/hourly", mk, groupBy="route").json()["data"]

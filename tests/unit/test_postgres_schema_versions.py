@@ -26,5 +26,7 @@ def test_the_baseline_has_every_table_of_the_sqlite_schema():
         created |= {new for _, new in re.findall(r"ALTER TABLE (\w+) RENAME TO (\w+)", script)}
         dropped |= {old for old, _ in re.findall(r"ALTER TABLE (\w+) RENAME TO (\w+)", script)}
     tables = {t for _, script in migrations("postgresql") for t in re.findall(r"CREATE TABLE (\w+)", script)}
-    missing = {t for t in created - dropped if not t.endswith(("_lean", "_clustered"))} - tables
+    # SQLite's own mechanics: the queue its aggregates are rolled up from (PostgreSQL's statement trigger does that).
+    sqlite_only = {"usage_unrolled"}
+    missing = {t for t in created - dropped - sqlite_only if not t.endswith(("_lean", "_clustered"))} - tables
     assert not missing, missing

@@ -1,8 +1,8 @@
 """The daily aggregates (migration 0014, `usage_daily`) are their hours' sums, always, on a real SQLite file.
 
 Reports and charts read whole UTC days from `usage_daily` and the hours at a range's ends from `usage_hourly`
-(store/usage_queries.py `parts`), so the two tables must agree to the nano-dollar: both are kept by triggers on
-the same inserts, and the migration fills the daily table from the hourly one.
+(store/usage_queries.py `parts`), so the two tables must agree to the nano-dollar: both are rolled up from the
+same queued records in one transaction (store/rollup.py), and the migration fills the daily table from the hourly one.
 """
 
 from __future__ import annotations

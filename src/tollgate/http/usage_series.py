@@ -3,6 +3,9 @@
 - `GET /api/usage/hourly` (management key) and `GET /admin/usage/hourly?accountId=` (operator): an
   account's usage per hour or day, by key, model, model used, route or status, from the hourly
   aggregates (store/usage_series.py), never from the records: a year of charts stays one index range.
+  Buckets that can no longer change are kept in memory (http/series_cache.py): a reload of a 7-day chart
+  reads its last hour or two from the store; a long answer is built and written in chunks that yield to the
+  event loop, so a chart never holds the data plane's requests for more than about a millisecond.
 - `GET /admin/usage/accounts` (operator): a page of accounts with their usage in a range.
 - `GET /api/budgets` (management key): a page of the account's keys, each with the budgets a request
   with it must fit, as they stand now (spent, reserved, remaining, when the window resets).
@@ -12,7 +15,10 @@ Money is a decimal string of dollars beside its integer nano-dollars (`cost`, `c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+
+import orjson
 
 from tollgate.accounts.auth import AdminAuth, ManagementAuth
 from tollgate.accounts.service import AccountService
@@ -25,6 +31,7 @@ from tollgate.http import fields
 from tollgate.http.errors import ENVELOPE_SHAPE
 from tollgate.http.request import Request, Router, Send, send_json
 from tollgate.http.request_log import text_query
+from tollgate.http.series_cache import SeriesCache
 from tollgate.ledger.protocol import BudgetLedger
 from tollgate.store.base import Store, UnknownCursor
 from tollgate.store.usage_series import DAY, GROUPS, HOUR, Sums, UsageSeries
@@ -33,6 +40,7 @@ DAYS_DEFAULT = 7
 DAYS_MAX = 366
 HOURLY_DAYS_MAX = 31  # hour buckets for at most this long a range (a year of hours is no chart)
 BUCKETS = {"hour": HOUR, "day": DAY}
+CHUNK = 256  # points built (or written as JSON) between two yields to the event loop: about a millisecond
 
 
 def _ok(data: object, **extra: object) -> dict:
@@ -46,23 +54,58 @@ def sums_view(s: Sums) -> dict:
             "latencyMsAvg": round(s.latency_ms / s.requests, 1) if s.requests else None}
 
 
-def series_view(series: UsageSeries, group_by: str | None) -> tuple[list[dict], list[dict], dict]:
-    """(points, groups with their totals, most spent first, the total) of a series."""
-    points, groups, total = [], {}, Sums()
-    for p in series.points:
-        view = {"start": iso(p.start), "group": p.group, **sums_view(p.sums)}
-        if group_by == "key":
-            view["name"] = series.key_names.get(str(p.group))
+async def series_view(series: UsageSeries, group_by: str | None) -> tuple[list[dict], list[dict], dict]:
+    """(points, groups with their totals, most spent first, the total) of a series.
+
+    Built CHUNK points at a time, yielding to the event loop between chunks: a 7-day chart by key is
+    thousands of points, and building it in one piece (10-20 ms) would hold every data-plane request in
+    flight behind it. A bucket's start is written once (every group of the bucket shares it)."""
+    points: list[dict] = []
+    groups: dict[str | int | None, Sums] = {}
+    latency = 0.0  # the total's, added in the points' order as ever (a float)
+    names = series.key_names if group_by == "key" else None
+    starts: dict[int, str | None] = {}
+    for at, p in enumerate(series.points):
+        if at % CHUNK == CHUNK - 1:
+            await asyncio.sleep(0)
+        start = starts.get(p.start)
+        if start is None:
+            start = starts[p.start] = iso(p.start)
+        view = {"start": start, "group": p.group, **sums_view(p.sums)}
+        if names is not None:
+            view["name"] = names.get(str(p.group))
         points.append(view)
-        groups.setdefault(p.group, Sums()).add(p.sums)
-        total.add(p.sums)
+        sums = groups.get(p.group)
+        if sums is None:
+            sums = groups[p.group] = Sums()
+        sums.add(p.sums)
+        latency += p.sums.latency_ms
+    total = Sums()
+    for sums in groups.values():
+        total.add(sums)
+    total.latency_ms = latency
     group_views = []
-    for group, sums in sorted(groups.items(), key=lambda item: (-item[1].cost, -item[1].requests, str(item[0]))):
+    for at, (group, sums) in enumerate(sorted(groups.items(),
+                                              key=lambda item: (-item[1].cost, -item[1].requests, str(item[0])))):
+        if at % CHUNK == CHUNK - 1:
+            await asyncio.sleep(0)
         view = {"group": group, **sums_view(sums)}
-        if group_by == "key":
-            view["name"] = series.key_names.get(str(group))
+        if names is not None:
+            view["name"] = names.get(str(group))
         group_views.append(view)
     return points, group_views, sums_view(total)
+
+
+async def json_list(items: list[dict]) -> list[dict] | orjson.Fragment:
+    """A long list written as JSON CHUNK items at a time, yielding to the event loop between chunks (orjson
+    copies the fragment as it is): a chart's points are most of its answer, hundreds of KB; a short list as it is."""
+    if len(items) <= CHUNK:
+        return items
+    parts = []
+    for at in range(0, len(items), CHUNK):
+        parts.append(orjson.dumps(items[at:at + CHUNK])[1:-1])
+        await asyncio.sleep(0)
+    return orjson.Fragment(b"[" + b",".join(parts) + b"]")
 
 
 def pool_view(state: PoolState) -> dict:
@@ -78,10 +121,14 @@ def pool_view(state: PoolState) -> dict:
 
 
 class UsageSeriesAPI:
+    """`late`: how long after its start a usage record may still reach the store (a request's longest life and the
+    ledger's backlog bound); the buckets of a series older than that (and a minute) are served from memory."""
+
     def __init__(self, accounts: AccountService, store: Store, manage: ManagementAuth, admin: AdminAuth,
-                 ledger: BudgetLedger, clock: Callable[[], float]) -> None:
+                 ledger: BudgetLedger, clock: Callable[[], float], late: float) -> None:
         self.accounts = accounts
         self.store = store
+        self.series = SeriesCache(store, clock, late)
         self.manage = manage
         self.admin = admin
         self.ledger = ledger
@@ -114,11 +161,12 @@ class UsageSeriesAPI:
         key_id = text_query(query, "keyId")
         if key_id is not None:
             key_id = (await self.accounts.key(account_id, key_id)).id  # another account's key: 404
-        series = await self.store.usage_series(account_id, since, until, group_by, BUCKETS[name], key_id)
-        points, groups, total = series_view(series, group_by)
+        series = await self.series.usage_series(account_id, since, until, group_by, BUCKETS[name], key_id)
+        points, groups, total = await series_view(series, group_by)
         await send_json(send, 200, _ok({
             "accountId": account_id, "since": iso(since - since % HOUR), "until": iso(-(-until // HOUR) * HOUR),
-            "bucket": name, "groupBy": group_by, "keyId": key_id, "points": points, "groups": groups, "total": total,
+            "bucket": name, "groupBy": group_by, "keyId": key_id, "points": await json_list(points),
+            "groups": await json_list(groups), "total": total,
         }))
 
     async def account_series(self, request: Request, send: Send) -> None:

@@ -2,8 +2,8 @@
 
 At a steady 1,000 requests/s the raw records alone are tens of gigabytes a day. What reports
 and budgets need of them outlives them: spend counters are their own table, and every record
-was added to its hour's aggregate when it was written (`usage_hourly`), which reports read
-for the pruned part of their range. So the raw rows can go after `[ledger]
+is in its hour's aggregate (`usage_hourly`; the store rolls up what is still queued before it
+prunes), which reports read for the pruned part of their range. So the raw rows can go after `[ledger]
 usage_retention_days`; export them first for a billing archive (`tollgate usage export`).
 
 Each batch is one short transaction on the database thread, queued behind whatever requests

@@ -45,15 +45,16 @@ def mount(router: Router, services: Services, admin: AdminAuth, worker: int | No
                   overhead=overhead_report(config.models), style=style).mount(router)
     if services.alerts is not None:
         WebhooksAPI(services.alerts, ManagementAuth(store), max_body, style).mount(router)
-    caches = CacheMetrics(auth, services.admitter)
+    series = UsageSeriesAPI(services.accounts, store, ManagementAuth(store), admin, services.ledger, services.clock,
+                            late=config.server.reservation_ttl + config.ledger.backlog_seconds)
+    caches = CacheMetrics(auth, services.admitter, series.series)
     AdminAPI(services.accounts, admin, services.ledger, max_body, services.clock,
              services.metrics, caches, style).mount(router)
     LedgerMetricsAPI(admin, services.ledger, style).mount(router)
     mount_observability(router, services, admin, caches, worker)  # /metrics, /admin/metrics/traffic, /openapi.json
     # The request log, usage over time and the dashboard that reads them (issue 15; docs/dashboard.md).
     RequestLogAPI(services.accounts, store, ManagementAuth(store), auth, admin).mount(router)
-    UsageSeriesAPI(services.accounts, store, ManagementAuth(store), admin, services.ledger,
-                   services.clock).mount(router)
+    series.mount(router)
     Dashboard().mount(router)
 
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +42,8 @@ from tollgate.store.change_log import changes_since
 from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
+from tollgate.store.reader import ReadThread
+from tollgate.store.rollup import ROLL_UP_ROWS, ROLL_UP_SECONDS, queued, roll_up
 from tollgate.store.sqlite_alerts import SQLiteAlerts
 from tollgate.store.sqlite_lifecycle import SQLiteLifecycle
 from tollgate.store.sqlite_usage import SQLiteUsage
@@ -60,10 +63,14 @@ def sqlite_path(url: str) -> Path:
 
 
 class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
-    def __init__(self, url: str, backlog: BacklogLimit | None = None) -> None:
+    def __init__(self, url: str, backlog: BacklogLimit | None = None, roll_up_every: float = ROLL_UP_SECONDS) -> None:
+        """`roll_up_every`: seconds between two roll-ups of the usage aggregates with the ledger's writes
+        (store/rollup.py); reads of them roll up first whatever it is."""
         self.path = sqlite_path(url)
+        self.roll_up_every = roll_up_every
         self._backlog_limit = backlog or BacklogLimit()
         self._thread = DatabaseThread("tollgate-sqlite")
+        self._reader = ReadThread(self.path)  # reads for people: dashboards, reports, the request log
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # The change counter, mirrored into a small shared file that every process maps.
@@ -71,6 +78,9 @@ class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
         self._checkpointer: Checkpointer | None = None
         self._journal = Journal(self.path)
         self._journaled: JournaledWrites | None = None  # set while this process owns the ledger
+        # The aggregates' roll-up (store/rollup.py): when it last ran, and rows changed since.
+        self._rolled_at = time.monotonic()
+        self._changed_since_roll_up = 0
 
     # -- plumbing -----------------------------------------------------------
 
@@ -107,8 +117,24 @@ class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
             self._wrote(conn.total_changes - before)
 
     def _wrote(self, rows: int) -> None:
+        self._changed_since_roll_up += rows
         if rows and self._checkpointer is not None:
             self._checkpointer.wrote(rows)
+
+    def _roll_up(self, conn: sqlite3.Connection) -> None:
+        """Fold the queued usage records into the aggregates (in the caller's transaction)."""
+        roll_up(conn)
+        self._rolled_at = time.monotonic()
+        self._changed_since_roll_up = 0
+
+    def _rolled_up_first(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        """`fn` after a roll-up of whatever is queued: for reads of the aggregates."""
+        def run(conn: sqlite3.Connection) -> T:
+            if queued(conn):
+                self._tx(self._roll_up)(conn)
+            return fn(conn)
+
+        return run
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
         def run(conn: sqlite3.Connection) -> T:
@@ -131,6 +157,7 @@ class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
             tighten(self.path.with_name(self.path.name + side))
         self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(migrate))
+        await self._reader.open()
         self._checkpointer = Checkpointer(self.path, self._conn_lock)
         await self._thread.run(self._changes.open)
         await self._run(self._changes.publish)
@@ -178,7 +205,14 @@ class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
         return apply_entries(conn, entries, skip_gaps=True)
 
     def _apply_later(self, entries: list[Entry]) -> asyncio.Future:
-        return self._thread.run(lambda: self._call(self._tx(lambda c: apply_entries(c, entries))))
+        return self._thread.run(lambda: self._call(self._tx(lambda c: self._apply(c, entries))))
+
+    def _apply(self, conn: sqlite3.Connection, entries: list[Entry]) -> None:
+        """Journaled batches into the database, and the aggregates' roll-up with them when it is due."""
+        apply_entries(conn, entries)
+        if (time.monotonic() - self._rolled_at >= self.roll_up_every
+                or self._changed_since_roll_up >= ROLL_UP_ROWS):
+            self._roll_up(conn)
 
     async def _ledger_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A read of ledger data: every journaled batch reaches the database first."""
@@ -186,16 +220,28 @@ class SQLiteStore(JournalBacklog, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
             await self._journaled.catch_up()
         return await self._run(fn)
 
+    async def _report_read(self, fn: Callable[[sqlite3.Connection], T], aggregates: bool = False) -> T:
+        """A read for people (a chart, a report, the request log) on the read thread (store/reader.py), after
+        every journaled batch reached the database and, for a read of the `aggregates`, was rolled up."""
+        if self._journaled is not None:
+            await self._journaled.catch_up()
+        if aggregates:
+            await self._run(self._rolled_up_first(lambda _: None))
+        return await self._reader.run(fn)
+
     async def close(self) -> None:
         if self._journaled is not None:
             journaled, self._journaled = self._journaled, None
             await journaled.close()
+        if self._conn is not None:  # a database at rest holds no queue (for readers outside the store)
+            await self._run(self._rolled_up_first(lambda _: None))
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._thread.run(conn.close)
+        await self._reader.close()
         self._changes.close()
         self._thread.stop()
 

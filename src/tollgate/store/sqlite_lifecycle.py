@@ -41,6 +41,7 @@ class SQLiteLifecycle:
     _change: Callable[..., Any]
     _tx: Callable[..., Any]
     _ledger_read: Callable[..., Any]
+    _report_read: Callable[..., Any]  # reads for people, on the read thread (store/reader.py)
 
     # -- plans ----------------------------------------------------------------
 
@@ -152,11 +153,11 @@ class SQLiteLifecycle:
     async def usage_by_end_user(self, account_id: str, since: float | None, until: float | None,
                                 end_user: str | None = None) -> list[usage_by_end_user.EndUserSpend]:
         """Spend in [since, until) per end-user label of the account's keys (see `usage_by_end_user`)."""
-        return await self._ledger_read(
-            lambda c: usage_by_end_user.spend_by_end_user(c, account_id, since, until, end_user))
+        return await self._report_read(
+            lambda c: usage_by_end_user.spend_by_end_user(c, account_id, since, until, end_user), aggregates=True)
 
     async def end_user_summary(self, account_id: str, end_user: str, since: float | None,
                                until: float | None) -> SpendSummary:
         """`usage_summary(per_key=True)` of only the keys labelled `end_user` (see `usage_by_end_user`)."""
-        return await self._ledger_read(
-            lambda c: usage_by_end_user.end_user_summary(c, account_id, end_user, since, until))
+        return await self._report_read(
+            lambda c: usage_by_end_user.end_user_summary(c, account_id, end_user, since, until), aggregates=True)

@@ -1,6 +1,6 @@
 """Usage over time for charts (issue 15), from the hourly aggregates only: the queries, and SQLite's run of them.
 
-`usage_hourly` (migration 0009) is kept by a trigger on every usage record, per account, hour, key,
+`usage_hourly` (migration 0009) holds every usage record (rolled up in bulk: store/rollup.py), per account, hour, key,
 model asked, model used, route and status, and outlives the raw records' retention: a year of
 charts reads a year of aggregate rows of one account (its primary key starts with the account and
 the hour), never the records; a series in day buckets and a range's sums read the whole days inside

@@ -5,7 +5,7 @@ never on the event loop: an account's records are summed by SQLite (integer
 nano-dollars, exact in its 64-bit integers) and only the buckets come back.
 Every query names the account and a time range, so it walks the
 `usage_account_time` or `usage_key_time` index over that range only, or the
-hourly aggregates (`usage_hourly`, kept by a trigger on every insert).
+hourly aggregates (`usage_hourly`, rolled up from every record: store/rollup.py).
 The queries, and how pruned history is read from the aggregates, are
 `usage_queries.py`'s, shared with the PostgreSQL store; this runs them.
 """
