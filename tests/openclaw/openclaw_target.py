@@ -188,6 +188,10 @@ class TollgateTarget:
     def records(self, key: Key) -> list[Record]:
         import sqlite3
 
+        # The gateway writes journaled records into SQLite in the background (every 100 ms); a read of its
+        # request log hands over everything journaled first, so every answered request is in the file after it.
+        caught_up = self.gateway.admin("GET", f"/admin/requests?keyId={key.id}&limit=1")
+        assert caught_up.status_code == 200, caught_up.text
         with sqlite3.connect(self.database) as db:
             rows = db.execute("SELECT request_id, status, error, input_tokens, output_tokens, cost, client"
                               " FROM usage_records WHERE key_id = ? ORDER BY id", (key.id,)).fetchall()
