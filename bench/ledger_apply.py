@@ -7,7 +7,7 @@ from the busy thread (a switch interval, 5 ms, at worst). The bulk path (ledger/
 `apply_entries`) hands SQLite the journal's own JSON and inserts every row of a hand-off in one
 statement per table: Python is needed once per statement. The process is pinned to one CPU,
 as bench/gateway.sh runs the gateway (its event loop and database thread share a core). Same
-rows, same schema (the hourly-aggregate trigger included), same run:
+rows, same schema (the trigger that queues each record for the aggregates included), same run:
 
     .venv/bin/python bench/ledger_apply.py 10               # about 30 s
     .venv/bin/python bench/ledger_apply.py 10 --two-cores   # the threads not pinned: the GIL convoy
