@@ -87,7 +87,7 @@ def ledger_check(db: Path) -> dict:
     try:
         records, cost = conn.execute("SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM usage_records").fetchone()
         ok_records = conn.execute("SELECT COUNT(*) FROM usage_records WHERE status = 200").fetchone()[0]
-        pools = dict(conn.execute("SELECT pool, SUM(spent) FROM spend_counters GROUP BY pool").fetchall())
+        pools = dict(conn.execute("SELECT pool, SUM(spent) FROM spend_totals GROUP BY pool").fetchall())
         hourly = conn.execute("SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(cost), 0) FROM usage_hourly").fetchone()
     finally:
         conn.close()

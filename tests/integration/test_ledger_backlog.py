@@ -89,7 +89,7 @@ def test_a_slow_database_turns_into_waits_and_503s_not_memory(gateway_factory, f
                                (key["key_id"],)).fetchone()
     statuses = {s for (s,) in db.execute("SELECT DISTINCT status FROM usage_records WHERE key_id = ?",
                                           (key["key_id"],))}
-    spent = db.execute("SELECT SUM(spent) FROM spend_counters WHERE pool = ?", (f"sub:{key['subscription']}",)).fetchone()[0]
+    spent = db.execute("SELECT SUM(spent) FROM spend_totals WHERE pool = ?", (f"sub:{key['subscription']}",)).fetchone()[0]
     db.close()
     assert records == answered + 1 and statuses == {200}  # (+1: the request that cached the key)
     assert spent == cost > 0

@@ -196,7 +196,8 @@ def test_usage_totals_and_groups_equal_the_requests_made(gateway_factory, fake_u
 
 
 def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, fake_upstream, tmp_path):
-    """200,000 records written straight into the database of a stopped gateway, then reported over HTTP.
+    """200,000 records written straight into the database of a stopped gateway (into `usage_inbox`, where an
+    import puts them: the gateway rolls them into `usage_records` and the aggregates), then reported over HTTP.
     Raw records are kept for this one (no retention): the sums are checked to the second at the range's
     edges, which pruned history has only to the hour (tests/unit/test_retention.py)."""
     config = fake_config(fake_upstream.url)
@@ -222,7 +223,7 @@ def test_usage_sums_a_long_history_inserted_behind_the_gateway(gateway_factory, 
                      rng.randint(1, 4_000), rng.randint(0, 10**12), 1.0, 0, 0))
     db = sqlite3.connect(tmp_path / "tollgate.db")
     with db:
-        db.executemany("INSERT INTO usage_records (request_id, created_at, account_id, key_id, model, endpoint, status,"
+        db.executemany("INSERT INTO usage_inbox (request_id, created_at, account_id, key_id, model, endpoint, status,"
                        " input_tokens, output_tokens, cost, latency_ms, estimated, stream) VALUES"
                        " (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     db.close()

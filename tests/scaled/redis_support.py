@@ -47,8 +47,10 @@ def store_rows(folder: Path) -> tuple[dict[tuple[str, int], int], int, int]:
     """What the store holds: spend per (pool, window), and the usage records' count and cost sum."""
     conn = sqlite3.connect(folder / "ledger.db")
     try:
-        spend = {(p, s): v for p, s, v in conn.execute("SELECT pool, window_start, spent FROM spend_counters")}
-        count, total = conn.execute("SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM usage_records").fetchone()
+        spend = {(p, s): v for p, s, v in conn.execute("SELECT pool, window_start, spent FROM spend_totals")}
+        # A record is in `usage_records`, or still in the inbox the store rolls up every few seconds (store/rollup.py).
+        count, total = conn.execute("SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM (SELECT cost FROM usage_records"
+                                    " UNION ALL SELECT cost FROM usage_inbox)").fetchone()
     finally:
         conn.close()
     return spend, count, total

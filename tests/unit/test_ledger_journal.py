@@ -106,7 +106,7 @@ def test_entries_already_in_the_database_are_not_applied_again(tmp_path):
     assert apply_entries(conn, entries[:1]) == 1
     assert apply_entries(conn, entries) == 2  # entry 1 was in already: only 2 is written
     assert apply_entries(conn, entries) == 2
-    assert conn.execute("SELECT spent FROM spend_counters").fetchone()[0] == 12
+    assert conn.execute("SELECT spent FROM spend_totals").fetchone()[0] == 12
     with pytest.raises(RuntimeError, match="missing"):
         apply_entries(conn, [(4, ledger_rows(batch(1)))])  # a gap is refused, never skipped
     conn.close()
@@ -219,7 +219,7 @@ def test_a_reader_arriving_as_a_write_completes_waits_for_it_instead_of_spinning
         await writes.catch_up()
         writes.append(journal_json(ledger_rows(batch(3))))
         await writes.close()
-        outcome.append(conn.execute("SELECT spent FROM spend_counters").fetchone()[0])
+        outcome.append(conn.execute("SELECT spent FROM spend_totals").fetchone()[0])
         conn.close()
 
     runner = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)

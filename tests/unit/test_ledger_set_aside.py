@@ -77,8 +77,9 @@ def test_a_batch_the_database_refuses_goes_in_row_by_row(tmp_path):
     assert apply_entries(conn, [(1, orjson.loads(orjson.dumps(old)))]) == 1
     conn.execute("COMMIT")
     conn.close()
+    asyncio.run(_close(path))  # a store closing rolls the inbox up into usage_records (store/rollup.py)
     assert table(path, "SELECT request_id FROM usage_records ORDER BY id") == [("a",), ("c",)]
-    assert table(path, "SELECT spent FROM spend_counters") == [(7,)]
+    assert table(path, "SELECT spent FROM spend_totals") == [(7,)]
     [(kind, reason, payload)] = table(path, "SELECT kind, reason, payload FROM rejected_records")
     assert kind == "usage_records" and "not a 64-bit integer" in reason and '"b"' in payload
 
@@ -96,8 +97,9 @@ def test_rows_the_bulk_write_cannot_take_go_in_row_by_row(tmp_path):
     assert apply_entries(conn, [(1, rows), (2, journal_json(([row_of(record("c"))], [], [], [], [])))]) == 2
     conn.execute("COMMIT")
     conn.close()
+    asyncio.run(_close(path))  # a store closing rolls the inbox up into usage_records (store/rollup.py)
     assert table(path, "SELECT request_id FROM usage_records ORDER BY id") == [("a",), ("c",)]
-    assert table(path, "SELECT spent FROM spend_counters") == [(7,)]
+    assert table(path, "SELECT spent FROM spend_totals") == [(7,)]
     [(kind, reason, payload)] = table(path, "SELECT kind, reason, payload FROM rejected_records")
     assert kind == "usage_records" and "IntegrityError" in reason and '"b"' in payload
 

@@ -1,9 +1,11 @@
-"""SQLite's usage aggregates are rolled up in bulk (store/rollup.py, migration 0015), and are exact whenever read.
+"""SQLite's ledger writes are rolled up in bulk (store/rollup.py, migration 0016), and exact whenever read.
 
-A record queues its id as it is written; the store folds the queue into `usage_hourly` and `usage_daily`
-with its ledger writes now and then, before every read of them, before pruning, and when it closes. On a
-real SQLite file, through the store's own journaled write path: whatever the interleaving of writes, reads
-and prunes, every aggregate row equals the sums of its records, and no record is counted twice.
+A batch appends its records to `usage_inbox` and its spend to `spend_unfolded`; the store moves the inbox
+into `usage_records`, `usage_hourly` and `usage_daily`, and folds the spend into `spend_counters`, with its
+ledger writes now and then, before every read of usage, before pruning, and when it closes (the spend alone
+before it reads a counter). On a real SQLite file, through the store's own journaled write path: whatever
+the interleaving of writes, reads and prunes, every record is moved once and in order, every aggregate row
+equals the sums of its records, and every counter the sum of its increments.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from collections import defaultdict
 
 from tollgate.domain.accounts import Account
 from tollgate.domain.usage import UsageRecord
-from tollgate.ledger.batch import LedgerBatch
+from tollgate.ledger.batch import LedgerBatch, SpendIncrement
+from tollgate.ledger.sql import USAGE_FIELDS
+from tollgate.store.migrate import migrate
+from tollgate.store.rollup import fold_spend
 from tollgate.store.sqlite import SQLiteStore
 
 T0 = 1_764_028_800  # a UTC midnight
@@ -58,7 +64,15 @@ async def opened(path, **options) -> SQLiteStore:
     return store
 
 
-def test_records_wait_in_the_queue_and_every_read_of_the_aggregates_sees_them_all(tmp_path):
+def count(conn: sqlite3.Connection, table_name: str) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM {table_name}").fetchone()[0]
+
+
+def spend_of(rows: list[UsageRecord]) -> list[SpendIncrement]:
+    return [SpendIncrement(f"key:{r.key_id}", T0, r.cost) for r in rows] + [SpendIncrement("sub:s", T0, 1)]
+
+
+def test_records_wait_in_the_inbox_and_every_read_sees_them_all(tmp_path):
     rng = random.Random(18)
     rows = [record(n, rng) for n in range(600)]
     path = tmp_path / "rollup.db"
@@ -69,27 +83,38 @@ def test_records_wait_in_the_queue_and_every_read_of_the_aggregates_sees_them_al
         try:
             written: list[UsageRecord] = []
             for at in range(0, len(rows), 40):
-                await store.write_ledger(LedgerBatch(rows[at:at + 40], [], [], []))
+                await store.write_ledger(LedgerBatch(rows[at:at + 40], spend_of(rows[at:at + 40]), [], []))
                 written += rows[at:at + 40]
-                await store.usage_records("a")  # every journaled batch is in the database: not the aggregates
+                # A ledger read: every journaled batch is in the database, the spend folded, the records not moved.
+                assert await store.read_spend("key:k1", T0) == sum(r.cost for r in written if r.key_id == "k1")
+                assert await store.read_spend("sub:s", T0) == len(written) // 40
                 outside = sqlite3.connect(path)
-                queued = outside.execute("SELECT COUNT(*) FROM usage_unrolled").fetchone()[0]
+                assert count(outside, "spend_unfolded") == 0
+                waiting = count(outside, "usage_inbox")
+                assert waiting + count(outside, "usage_records") == len(written)
                 if rng.random() < 0.4:
-                    series = await store.usage_series("a", T0, T0 + 4 * DAY, "key", HOUR)
-                    total = sum(p.sums.cost for p in series.points)
-                    assert total == sum(r.cost for r in written if r.account_id == "a")
-                    assert outside.execute("SELECT COUNT(*) FROM usage_unrolled").fetchone()[0] == 0
+                    if rng.random() < 0.5:
+                        series = await store.usage_series("a", T0, T0 + 4 * DAY, "key", HOUR)
+                        total = sum(p.sums.cost for p in series.points)
+                        assert total == sum(r.cost for r in written if r.account_id == "a")
+                    else:
+                        found = await store.usage_records("b")
+                        assert [r.request_id for r in found] == [r.request_id for r in written if r.account_id == "b"]
+                    assert count(outside, "usage_inbox") == 0
+                    assert [r[0] for r in outside.execute("SELECT request_id FROM usage_records ORDER BY id")] == [
+                        r.request_id for r in written]  # moved once each, in the order written
                     assert table(outside, HOURLY) == sums(written, HOUR)
                     assert table(outside, DAILY) == sums(written, DAY)
-                    seen.append(queued)
+                    seen.append(waiting)
                 outside.close()
         finally:
             await store.close()
 
     asyncio.run(main())
-    assert seen and max(seen) > 0, "the records waited in the queue before the reads rolled them up"
+    assert seen and max(seen) > 0, "the records waited in the inbox before the reads rolled them up"
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT COUNT(*) FROM usage_unrolled").fetchone()[0] == 0  # closing rolled up the rest
+    assert count(conn, "usage_inbox") == count(conn, "spend_unfolded") == 0  # closing rolled up the rest
+    assert count(conn, "usage_records") == len(rows)
     assert table(conn, HOURLY) == sums(rows, HOUR)
     assert table(conn, DAILY) == sums(rows, DAY)
 
@@ -102,16 +127,71 @@ def test_the_ledger_writes_roll_up_when_it_is_due(tmp_path):
     async def main() -> None:
         store = await opened(path, roll_up_every=0.0)  # due at every hand-off
         try:
-            await store.write_ledger(LedgerBatch(rows, [], [], []))
-            await store.usage_records("a")  # the hand-off is done, and no read of the aggregates ran
+            await store.write_ledger(LedgerBatch(rows, spend_of(rows), [], []))
+            await store.read_spend("sub:s", T0)  # the hand-off is done; no read of usage ran
             outside = sqlite3.connect(path)
-            assert outside.execute("SELECT COUNT(*) FROM usage_unrolled").fetchone()[0] == 0
+            assert count(outside, "usage_inbox") == count(outside, "spend_unfolded") == 0
+            assert count(outside, "usage_records") == len(rows)
             assert table(outside, HOURLY) == sums(rows, HOUR)
+            assert dict(outside.execute("SELECT pool, spent FROM spend_counters")) == {
+                **{f"key:{k}": sum(r.cost for r in rows if r.key_id == k) for k in {r.key_id for r in rows}},
+                "sub:s": 1}
             outside.close()
         finally:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_quiet_store_rolls_up_what_waits_without_another_write(tmp_path):
+    """The last records before a pause reach `usage_records` by themselves: the database thread rolls up
+    when it has been idle, once they waited `roll_up_every` (here 1 s); a bounded wait, never a hang."""
+    rng = random.Random(9)
+    rows = [record(n, rng) for n in range(50)]
+    path = tmp_path / "quiet.db"
+
+    async def main() -> tuple[int, int, float]:
+        store = await opened(path, roll_up_every=1.0)
+        try:
+            await store.write_ledger(LedgerBatch(rows, spend_of(rows), [], []))
+            await store.read_spend("sub:s", T0)  # handed over, well before a roll-up is due
+            outside = sqlite3.connect(path)
+            waited = count(outside, "usage_inbox")
+            started = time.monotonic()
+            while count(outside, "usage_records") < len(rows) and time.monotonic() - started < 10:
+                await asyncio.sleep(0.05)
+            moved, took = count(outside, "usage_records"), time.monotonic() - started
+            outside.close()
+            return waited, moved, took
+        finally:
+            await store.close()
+
+    waited, moved, took = asyncio.run(main())
+    assert moved == len(rows), f"only {moved} of {len(rows)} records rolled up in 10 s of quiet"
+    assert waited == len(rows)  # they waited in the inbox: the idle thread moved them
+
+
+def test_the_inbox_is_a_usage_record_without_its_id():
+    """Every column of `usage_records` but the id, with the same type, null rule and default: a row the inbox
+    takes, `usage_records` takes too (a future migration that adds a column must add it to both)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    columns = {t: [row[1:] for row in conn.execute(f"PRAGMA table_info({t})")] for t in ("usage_records", "usage_inbox")}
+    assert columns["usage_records"][0] == ("id", "INTEGER", 0, None, 1)
+    assert columns["usage_inbox"] == columns["usage_records"][1:]
+    assert {c[0] for c in columns["usage_inbox"]} == set(USAGE_FIELDS)  # what the ledger writes: all, no more
+
+
+def test_a_counter_past_64_bits_does_not_stop_the_fold():
+    """The fold adds increments one by one (no SUM that would fail past 64 bits and fail every fold after it)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    conn.executemany("INSERT INTO spend_unfolded VALUES (?, ?, ?)",
+                     [("key:big", T0, 2**62), ("key:big", T0, 2**62), ("key:small", T0, 5), ("key:small", T0, 6)])
+    fold_spend(conn)
+    assert count(conn, "spend_unfolded") == 0
+    assert conn.execute("SELECT spent FROM spend_counters WHERE pool = 'key:small'").fetchone() == (11,)
+    assert conn.execute("SELECT COUNT(*) FROM spend_counters WHERE pool = 'key:big'").fetchone() == (1,)
 
 
 def test_pruning_counts_the_queued_records_first(tmp_path):

@@ -34,10 +34,12 @@ log = logging.getLogger("tollgate.ledger")
 USAGE_FIELDS = tuple(UsageRecord.__dataclass_fields__)
 _usage_row = operator.attrgetter(*USAGE_FIELDS)  # a record -> its row, in one C call
 
-INSERT_USAGE = (f"INSERT INTO usage_records ({', '.join(USAGE_FIELDS)})"
+# Usage rows and spend are appended to unindexed tables the store rolls up into their homes every few
+# seconds (store/rollup.py, migration 0016): a commit writes their last pages, where rows ordered by key
+# wrote a page per key with many keys.
+INSERT_USAGE = (f"INSERT INTO usage_inbox ({', '.join(USAGE_FIELDS)})"
                  f" VALUES ({', '.join('?' * len(USAGE_FIELDS))})")
-_ADD_SPEND = ("INSERT INTO spend_counters (pool, window_start, spent) VALUES (?, ?, ?)"
-              " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent")
+_ADD_SPEND = "INSERT INTO spend_unfolded (pool, window_start, spent) VALUES (?, ?, ?)"
 _ADD_RESERVATION = "INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) VALUES (?,?,?,?,?)"
 _REMOVE_RESERVATION = "DELETE FROM reservations WHERE id = ?"
 _REJECT = "INSERT INTO rejected_records (created_at, kind, reason, payload) VALUES (?, ?, ?, ?)"
@@ -222,11 +224,9 @@ def _values(count: int) -> str:
 
 
 _BULK = (
-    f"INSERT INTO usage_records ({', '.join(USAGE_FIELDS)}) SELECT {_values(len(USAGE_FIELDS))} {_from(0)}"
+    f"INSERT INTO usage_inbox ({', '.join(USAGE_FIELDS)}) SELECT {_values(len(USAGE_FIELDS))} {_from(0)}"
     " ORDER BY e.key, r.key",
-    "INSERT INTO spend_counters (pool, window_start, spent)"
-    f" SELECT r.value ->> 0, r.value ->> 1, SUM(r.value ->> 2) {_from(1)} GROUP BY 1, 2"
-    " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
+    f"INSERT INTO spend_unfolded (pool, window_start, spent) SELECT {_values(3)} {_from(1)}",
     f"INSERT OR REPLACE INTO reservations (id, pools, amount, created_at, expires_at) SELECT {_values(5)} {_from(2)}"
     " ORDER BY e.key, r.key",
     f"DELETE FROM reservations WHERE id IN (SELECT r.value ->> 0 {_from(3)})",

@@ -1,56 +1,84 @@
-"""SQLite's hourly and daily usage aggregates, kept in bulk (migration 0015).
+"""SQLite's ledger writes in bulk: usage rows and spend land in unindexed tables, rolled up every few seconds.
 
-A usage record queues its id in `usage_unrolled` as it is inserted (a trigger: whatever path wrote
-it, in its transaction). `roll_up` folds every queued record into `usage_hourly` and `usage_daily`
-with one grouped upsert per table, then empties the queue, all in the caller's transaction: a
-record is in the aggregates exactly once, the moment it leaves the queue.
+(migration 0016.) A journaled batch appends its usage rows to `usage_inbox` and its spend increments to
+`spend_unfolded`: appends touch the last pages only. `roll_up` then, in the caller's transaction:
+adds the inbox's records to the hourly and daily aggregates (one grouped upsert per table), moves them
+into `usage_records` in arrival order, empties the inbox, and adds the queued increments to
+`spend_counters` in key order. A record is in the inbox, or in `usage_records` and both aggregates:
+never half, never twice.
 
-Why not per record: with a hundred thousand keys in use each record's aggregate rows sit on pages
-of their own, and a per-record upsert dirtied two more pages per record in every commit (see the
-migration). Grouped, the records of a few seconds write each row they touch once.
+Why: with a hundred thousand keys in use, every structure ordered by key (the records' key-time and
+account-time indexes, the aggregates, the spend counters) had a page of its own per record, dirtied in
+every commit (written to the WAL, copied back by the checkpoint). In bulk, the records of a few seconds
+write each page they touch once.
 
-When: the store rolls up every `ROLL_UP_SECONDS` with its ledger writes (or sooner, past
-`ROLL_UP_ROWS` rows changed, so that one roll-up stays a few milliseconds), before every read of the
-aggregates, in the transaction that prunes records (a pruned record must be counted first), and
-when it closes (a database at rest holds no queue, for readers outside the store).
+When: the store rolls up every `ROLL_UP_SECONDS` with its ledger writes (or sooner, past `ROLL_UP_ROWS`
+rows changed, so that one roll-up stays short), before every read of usage (a report, a chart, the
+request log: they see every settled request), in the transaction that prunes records, and when it
+closes (a database at rest holds nothing in the inbox, for readers outside the store). Before it reads
+a spend counter (`read_spend`) it folds the spend alone (`fold_spend`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-ROLL_UP_SECONDS = 5.0
-ROLL_UP_ROWS = 40_000  # rows any statement changed (a record: itself, its queue entry, its counters)
+from tollgate.ledger.sql import USAGE_FIELDS
 
-_SUMS = ("COUNT(*), SUM(r.input_tokens), SUM(r.output_tokens), SUM(COALESCE(r.cached_prefix_tokens, 0)),"
-         " SUM(COALESCE(r.cache_write_tokens, 0)), SUM(r.cost), SUM(COALESCE(r.cache_saved, 0)), SUM(r.latency_ms),"
-         " SUM(r.fallbacks), SUM(r.estimated)")
+ROLL_UP_SECONDS = 5.0
+ROLL_UP_ROWS = 40_000  # rows any statement changed (a record: itself, its spend increments)
+
+_SUMS = ("COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(COALESCE(cached_prefix_tokens, 0)),"
+         " SUM(COALESCE(cache_write_tokens, 0)), SUM(cost), SUM(COALESCE(cache_saved, 0)), SUM(latency_ms),"
+         " SUM(fallbacks), SUM(estimated)")
 _ADDED = ", ".join(f"{c} = {c} + excluded.{c}" for c in (
     "requests", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "cost", "cache_saved",
     "latency_ms", "fallbacks", "estimated"))
+_COLUMNS = ", ".join(USAGE_FIELDS)
 
 
 def _upsert(table: str, size: int) -> str:
-    """The queued records' sums per (account, time bucket of `size` seconds, key, model, model used, route,
-    status), added to `table`'s rows. The queue drives the join (CROSS JOIN keeps that order): a rowid
-    lookup per queued record, never a scan of the records."""
-    bucket = f"CAST(r.created_at AS INTEGER) - CAST(r.created_at AS INTEGER) % {size}"
-    return (f"INSERT INTO {table} SELECT r.account_id, {bucket}, r.key_id, r.model, COALESCE(r.upstream_model, ''),"
-            f" COALESCE(r.route, ''), r.status, {_SUMS}"
-            " FROM usage_unrolled AS q CROSS JOIN usage_records AS r ON r.id = q.id"
+    """The inbox's sums per (account, time bucket of `size` seconds, key, model, model used, route, status),
+    added to `table`'s rows."""
+    bucket = f"CAST(created_at AS INTEGER) - CAST(created_at AS INTEGER) % {size}"
+    return (f"INSERT INTO {table} SELECT account_id, {bucket}, key_id, model, COALESCE(upstream_model, ''),"
+            f" COALESCE(route, ''), status, {_SUMS} FROM usage_inbox"
             " WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7"  # WHERE: an upsert's SELECT needs one (SQLite's grammar)
             f" ON CONFLICT DO UPDATE SET {_ADDED}")
 
 
-_ROLL_UP = (_upsert("usage_hourly", 3600), _upsert("usage_daily", 86400), "DELETE FROM usage_unrolled")
+_ROLL_UP = (_upsert("usage_hourly", 3600), _upsert("usage_daily", 86400),
+            f"INSERT INTO usage_records ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_inbox ORDER BY rowid",
+            "DELETE FROM usage_inbox")
+
+# Row by row in key order, not summed first: SUM() fails on a total past 64 bits, and a fold that fails
+# would fail again every time; added one by one, each counter ends as a settlement-by-settlement upsert would.
+_FOLD_SPEND = ("INSERT INTO spend_counters (pool, window_start, spent)"
+               " SELECT pool, window_start, spent FROM spend_unfolded WHERE true ORDER BY pool, window_start"
+               " ON CONFLICT(pool, window_start) DO UPDATE SET spent = spent + excluded.spent",
+               "DELETE FROM spend_unfolded")
 
 
 def queued(conn: sqlite3.Connection) -> bool:
-    """Whether any record waits to be rolled up."""
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM usage_unrolled)").fetchone()[0] == 1
+    """Whether any record waits in the inbox, or any spend to be folded."""
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM usage_inbox) OR EXISTS (SELECT 1 FROM spend_unfolded)"
+                        ).fetchone()[0] == 1
+
+
+def spend_queued(conn: sqlite3.Connection) -> bool:
+    """Whether any settlement's spend waits to be folded into the counters."""
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM spend_unfolded)").fetchone()[0] == 1
+
+
+def fold_spend(conn: sqlite3.Connection) -> None:
+    """Add every queued spend increment to its counter (inside the caller's transaction)."""
+    for sql in _FOLD_SPEND:
+        conn.execute(sql)
 
 
 def roll_up(conn: sqlite3.Connection) -> None:
-    """Fold every queued record into the hourly and daily aggregates (inside the caller's transaction)."""
+    """Move the inbox's records into the aggregates and `usage_records`, and fold the queued spend (inside
+    the caller's transaction)."""
     for sql in _ROLL_UP:
         conn.execute(sql)
+    fold_spend(conn)

@@ -30,7 +30,7 @@ from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
 from tollgate.store.reader import ReadThread
-from tollgate.store.rollup import ROLL_UP_ROWS, ROLL_UP_SECONDS, queued, roll_up
+from tollgate.store.rollup import ROLL_UP_ROWS, ROLL_UP_SECONDS, fold_spend, queued, roll_up, spend_queued
 from tollgate.store.sqlite_accounts import SQLiteAccounts
 from tollgate.store.sqlite_alerts import SQLiteAlerts
 from tollgate.store.sqlite_lifecycle import SQLiteLifecycle
@@ -52,12 +52,12 @@ def sqlite_path(url: str) -> Path:
 
 class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
     def __init__(self, url: str, backlog: BacklogLimit | None = None, roll_up_every: float = ROLL_UP_SECONDS) -> None:
-        """`roll_up_every`: seconds between two roll-ups of the usage aggregates with the ledger's writes
-        (store/rollup.py); reads of them roll up first whatever it is."""
+        """`roll_up_every`: seconds between two roll-ups of the ledger's writes into their indexed tables
+        (store/rollup.py); reads of usage roll up first whatever it is."""
         self.path = sqlite_path(url)
         self.roll_up_every = roll_up_every
         self._backlog_limit = backlog or BacklogLimit()
-        self._thread = DatabaseThread("tollgate-sqlite")
+        self._thread = DatabaseThread("tollgate-sqlite", idle=self._roll_up_when_idle)
         self._reader = ReadThread(self.path)  # reads for people: dashboards, reports, the request log
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -66,9 +66,9 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         self._checkpointer: Checkpointer | None = None
         self._journal = Journal(self.path)
         self._journaled: JournaledWrites | None = None  # set while this process owns the ledger
-        # The aggregates' roll-up (store/rollup.py): when it last ran, and rows changed since.
+        # The roll-up (store/rollup.py): when it last ran, and rows changed since.
         self._rolled_at = time.monotonic()
-        self._changed_since_roll_up = 0
+        self._changes_at_roll_up = 0  # the connection's total_changes when it last rolled up
 
     # -- plumbing -----------------------------------------------------------
 
@@ -94,9 +94,9 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         with self._conn_lock:  # the event loop may write the ledger itself when it is idle
             return self._on_conn(fn)
 
-    def _on_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _on_conn(self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection | None = None) -> T:
         """Run `fn` on the connection (its lock held), counting the rows it changes for the checkpointer."""
-        conn = self._conn
+        conn = conn or self._conn
         assert conn is not None, "store is not open"
         before = conn.total_changes
         try:
@@ -105,18 +105,28 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             self._wrote(conn.total_changes - before)
 
     def _wrote(self, rows: int) -> None:
-        self._changed_since_roll_up += rows
         if rows and self._checkpointer is not None:
             self._checkpointer.wrote(rows)
 
     def _roll_up(self, conn: sqlite3.Connection) -> None:
-        """Fold the queued usage records into the aggregates (in the caller's transaction)."""
+        """Move the inbox's usage records into their table and the aggregates, and fold the queued spend
+        (store/rollup.py; in the caller's transaction)."""
         roll_up(conn)
         self._rolled_at = time.monotonic()
-        self._changed_since_roll_up = 0
+        self._changes_at_roll_up = conn.total_changes  # its own rows do not count toward the next one
+
+    def _roll_up_when_idle(self) -> None:
+        """On the database thread, when no call came for a second: what waited `roll_up_every` is rolled up
+        even when no write follows (a quiet gateway's last records reach `usage_records`)."""
+        conn = self._conn  # None once closing: the store rolled up then
+        if conn is None or time.monotonic() - self._rolled_at < self.roll_up_every:
+            return
+        with self._conn_lock:
+            self._on_conn(self._rolled_up_first(lambda _: None), conn)
+        self._rolled_at = time.monotonic()  # nothing was queued: look again in `roll_up_every`
 
     def _rolled_up_first(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-        """`fn` after a roll-up of whatever is queued: for reads of the aggregates."""
+        """`fn` after a roll-up of whatever is queued: for reads of usage."""
         def run(conn: sqlite3.Connection) -> T:
             if queued(conn):
                 self._tx(self._roll_up)(conn)
@@ -190,16 +200,26 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         entries = self._journal.leftovers()
         set_aside(conn, [rejection("journal_line", f"an unreadable ledger journal line ({where})",
                                    line.decode("utf-8", "replace")) for where, line in self._journal.damaged])
-        return apply_entries(conn, entries, skip_gaps=True)
+        applied = apply_entries(conn, entries, skip_gaps=True)
+        self._roll_up(conn)  # a start leaves nothing waiting: what it replayed is in place at once
+        return applied
 
     def _apply_later(self, entries: list[Entry]) -> asyncio.Future:
         return self._thread.run(lambda: self._call(self._tx(lambda c: self._apply(c, entries))))
 
     def _apply(self, conn: sqlite3.Connection, entries: list[Entry]) -> None:
-        """Journaled batches into the database, and the aggregates' roll-up with them when it is due."""
+        """Journaled batches into the database, and the roll-up with them when it is due."""
         apply_entries(conn, entries)
+        self._roll_up_if_due(conn)
+
+    def _apply_rows(self, conn: sqlite3.Connection, rows: list) -> None:
+        """A batch's rows written at once (no journal: a store that does not own the ledger), and the roll-up."""
+        apply_rows(conn, rows)
+        self._roll_up_if_due(conn)
+
+    def _roll_up_if_due(self, conn: sqlite3.Connection) -> None:
         if (time.monotonic() - self._rolled_at >= self.roll_up_every
-                or self._changed_since_roll_up >= ROLL_UP_ROWS):
+                or conn.total_changes - self._changes_at_roll_up >= ROLL_UP_ROWS):
             self._roll_up(conn)
 
     async def _ledger_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -208,13 +228,13 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             await self._journaled.catch_up()
         return await self._run(fn)
 
-    async def _report_read(self, fn: Callable[[sqlite3.Connection], T], aggregates: bool = False) -> T:
+    async def _report_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A read for people (a chart, a report, the request log) on the read thread (store/reader.py), after
-        every journaled batch reached the database and, for a read of the `aggregates`, was rolled up."""
+        every journaled batch reached the database and was rolled up (store/rollup.py): it sees every
+        settled request, in `usage_records` and the aggregates alike."""
         if self._journaled is not None:
             await self._journaled.catch_up()
-        if aggregates:
-            await self._run(self._rolled_up_first(lambda _: None))
+        await self._run(self._rolled_up_first(lambda _: None))
         return await self._reader.run(fn)
 
     async def close(self) -> None:
@@ -274,7 +294,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             self._journal_append(batch)
         else:
             rows = ledger_rows(batch)
-            await self._run(self._tx(lambda c: apply_rows(c, rows)))
+            await self._run(self._tx(lambda c: self._apply_rows(c, rows)))
 
     def write_ledger_now(self, batch: LedgerBatch) -> bool:
         """Journaled: one append. Otherwise a commit here, if the connection is free this instant."""
@@ -285,14 +305,19 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             return False
         rows = ledger_rows(batch)
         try:
-            self._on_conn(self._tx(lambda c: apply_rows(c, rows)))
+            self._on_conn(self._tx(lambda c: self._apply_rows(c, rows)))
         finally:
             self._conn_lock.release()
         return True
 
     async def read_spend(self, pool: str, window_start: int) -> int:
-        row = await self._ledger_read(lambda c: c.execute(
-            "SELECT spent FROM spend_counters WHERE pool = ? AND window_start = ?", (pool, window_start)).fetchone())
+        def read(c: sqlite3.Connection) -> tuple | None:
+            if spend_queued(c):  # the settlements still queued are folded in first (store/rollup.py)
+                self._tx(fold_spend)(c)
+            return c.execute("SELECT spent FROM spend_counters WHERE pool = ? AND window_start = ?",
+                             (pool, window_start)).fetchone()
+
+        row = await self._ledger_read(read)
         return row[0] if row else 0
 
     async def load_reservations(self) -> list[StoredReservation]:

@@ -45,11 +45,11 @@ class SQLiteUsage:
         window: int | None = None, per_key: bool = False,
     ) -> SpendSummary:
         return await self._report_read(
-            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key), aggregates=True)
+            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key))
 
     async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
         return await self._report_read(
-            lambda c: usage_sums.usage_total(c, account_id, key_id, since), aggregates=True)
+            lambda c: usage_sums.usage_total(c, account_id, key_id, since))
 
     async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
         def prune(c: Any) -> tuple[int, str | None]:
@@ -69,12 +69,12 @@ class SQLiteUsage:
     async def usage_series(self, account_id: str, since: float, until: float, group_by: str | None, bucket: int,
                            key_id: str | None = None) -> series_rows.UsageSeries:
         return await self._report_read(
-            lambda c: series_rows.usage_series(c, account_id, since, until, group_by, bucket, key_id), aggregates=True)
+            lambda c: series_rows.usage_series(c, account_id, since, until, group_by, bucket, key_id))
 
     async def spend_by_account(self, since: float, until: float, after: str | None,
                                limit: int) -> list[series_rows.AccountSpend]:
         page = await self._report_read(
-            lambda c: series_rows.spend_by_account(c, since, until, after, limit), aggregates=True)
+            lambda c: series_rows.spend_by_account(c, since, until, after, limit))
         if page is None:
             raise UnknownCursor(after or "")
         return page

@@ -9,10 +9,13 @@ and a single `call_soon_threadsafe` back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger("tollgate.store")
 
 
 def _resolve(future: asyncio.Future, error: BaseException | None, result: Any) -> None:
@@ -25,14 +28,30 @@ def _resolve(future: asyncio.Future, error: BaseException | None, result: Any) -
 
 
 class DatabaseThread:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, idle: Callable[[], None] | None = None, idle_every: float = 1.0) -> None:
+        """`idle`: called on the thread whenever it has had no call for `idle_every` seconds (work that
+        waits for a quiet moment but must not wait for the next call, such as a roll-up)."""
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = idle
+        self._idle_every = idle_every
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
+    def _next(self) -> Any:
+        if self._idle is None:
+            return self._queue.get()
+        while True:
+            try:
+                return self._queue.get(timeout=self._idle_every)
+            except queue.Empty:
+                try:
+                    self._idle()
+                except Exception:  # the thread serves the calls whatever the idle work does
+                    log.exception("the database thread's idle work failed; it is tried again when idle")
+
     def _serve(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._next()
             if item is None:
                 return
             fn, loop, future = item
