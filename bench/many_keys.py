@@ -7,22 +7,25 @@ upstream and wrk on CPU 1, wrk choosing a key per request (bench/wrk_keys.lua). 
   direct                  nginx alone, for the added latency
   100 keys (cold start)   100 keys in rotation on a fresh gateway (after 3 s of them)
   (warm pass)             each of the 100,000 keys once, in order
-  then --rounds times:
+  then --rounds times (6), in this order and the reverse every other round:
     100 keys #n           100 keys in rotation
     100k keys #n          100,000 keys in rotation, any key per request
     100k keys + churn #n  the same, while 10 keys are created and 1 revoked per second through
                           the management API of the same gateway (keys outside the rotation)
 
-Rounds compare each 100k phase with the 100-key phase just before it: the database grows with
-every request (usage records, their indexes), so a phase measured later pays a little more for
-the same work, and a box shared with other jobs drifts.
+Each 100k phase is compared with the 100-key phase of its round, and the medians over the rounds
+are the figures: this box's speed drifts by 10-30 % over minutes (other machines on its host),
+so one pair of phases proves little; short phases in alternating order (ABC, CBA) put the
+phases compared close in time and spread the drift evenly.
 
-Each phase: throughput at --concurrency for --seconds, then p50/p99 at concurrency 1 for
+Each phase: its load for --warmup seconds unmeasured (the database rolls up its writes every 5 s,
+store/rollup.py: the phase before leaves up to that much of its records' roll-up, which lands
+here and not in the measurement), then throughput at --concurrency for --seconds, p50/p99 at concurrency 1 for
 --latency-seconds; the gateway's resident memory (VmRSS) after it, and the key cache's
 counts from /admin/metrics/caches.
 
-    .venv/bin/python bench/many_keys.py                 # about 5 minutes, plus 1 minute to build the database once
-    .venv/bin/python bench/many_keys.py --seconds 5     # quicker
+    .venv/bin/python bench/many_keys.py                 # about 8 minutes, plus 1 minute to build the database once
+    .venv/bin/python bench/many_keys.py --rounds 2      # quicker
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CHURN = "100k keys + churn"
+# The phases of a round, in turn in one order and the other (ABC, CBA): the box drifts over minutes,
+# and whatever a phase leaves behind (the database's roll-up of its records) lands in the next one;
+# alternating the order spreads both evenly over the phases compared.
+ORDERS = (("100 keys", "100k keys", CHURN), (CHURN, "100k keys", "100 keys"))
 HARNESS = Path(os.environ.get("BENCH_COPY", "/tmp/bench"))
 ADMIN_TOKEN = "bench_SJzEDZUiuxx-OYXWSB0WV7iY5nopxXNAN8L2N5g6GPE"  # bench/gateway.sh's default
 
@@ -161,9 +169,12 @@ def main() -> None:
     parser.add_argument("--db-cache", type=Path, default=Path("/tmp/many-keys-db"))
     parser.add_argument("--run", default=time.strftime("many-keys-%Y%m%d-%H%M%S"))
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--latency-seconds", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=6,
+                        help="seconds of the phase's load before it is measured (longer than a roll-up interval)")
+    parser.add_argument("--latency-seconds", type=float, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of (100 keys, 100k keys, 100k keys + churn)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="rounds of (100 keys, 100k keys, 100k keys + churn), the order reversed every other round")
     parser.add_argument("--quiet-wait", type=float, default=30,
                         help="before each phase, wait up to this long for the machine to be idle (other jobs)")
     parser.add_argument("--port", type=int, default=18600)
@@ -196,6 +207,8 @@ def main() -> None:
     def point(name: str, keys: Path | None, url: str = base) -> dict:
         log(f"{name}: c={args.concurrency} {args.seconds:g} s, then c=1 {args.latency_seconds:g} s")
         wait_quiet(args.quiet_wait)
+        if url == base and args.warmup > 0:  # not measured: what the phase before left to the database goes here
+            wrk(url, args.concurrency, args.warmup, body, keys)
         cpu_before = thread_cpu(gateway.pid) if url == base else {}
         load = wrk(url, args.concurrency, args.seconds, body, keys)
         cpu_after = thread_cpu(gateway.pid) if url == base else {}
@@ -232,15 +245,17 @@ def main() -> None:
             offset += sent
         log(f"warm pass: {total:,} keys in {time.monotonic() - started:.1f} s, {rss_mb(gateway.pid):.0f} MB")
         for round_ in range(1, args.rounds + 1):
-            point(f"100 keys #{round_}", keys_100)
-            point(f"100k keys #{round_}", keys_100k)
-            churn = Churn(base, churn_plan)
-            churn.start()
-            time.sleep(1)
-            row = point(f"100k keys + churn #{round_}", keys_100k)
-            churn.stop_at.set()
-            churn.join()
-            row["churn"] = dict(churn.done)
+            for kind in ORDERS[(round_ - 1) % len(ORDERS)]:
+                if kind != CHURN:
+                    point(f"{kind} #{round_}", keys_100 if kind == "100 keys" else keys_100k)
+                    continue
+                churn = Churn(base, churn_plan)
+                churn.start()
+                time.sleep(1)
+                row = point(f"{kind} #{round_}", keys_100k)
+                churn.stop_at.set()
+                churn.join()
+                row["churn"] = dict(churn.done)
     finally:
         os.killpg(gateway.pid, 15)
         gateway.wait(timeout=60)
@@ -248,35 +263,44 @@ def main() -> None:
     report(results, args, workdir)
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> None:
-    """The table, each phase against the 100-key figure of its round, and the verdict on the targets."""
+    """The table, each phase against the 100-key phase of its round, and the verdict on the targets."""
     direct = results[0]
     lines = [f"run {args.run}: c={args.concurrency} for {args.seconds:g} s per phase, c=1 for {args.latency_seconds:g} s",
              "| phase | req/s | vs 100 keys | gw core busy | CPU ms/req | req/s per core | vs 100 keys | +p50 ms (c=1) "
              "| p99 ms (c=1) | RSS MB | key cache hits / misses / evictions / invalidations | churn | errors |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    base = None
-    ratios, capacity_ratios = [], []
+    rounds = {r["phase"].rsplit("#", 1)[1]: r for r in results if r["phase"].startswith("100 keys #")}
+    ratios: dict[str, list[float]] = {"100k keys": [], CHURN: []}
     for r in results[1:]:
-        if r["phase"].startswith("100 keys #"):
-            base = r
-        ratio = r["rps"] / base["rps"] if base and "#" in r["phase"] else None
-        per_core = 1000 / r["cpu_ms_per_req"]
-        capacity = base["cpu_ms_per_req"] / r["cpu_ms_per_req"] if base and "#" in r["phase"] else None
-        if ratio is not None and "churn" in r["phase"]:
-            ratios.append(ratio)
-            capacity_ratios.append(capacity)
+        base = rounds.get(r["phase"].rsplit("#", 1)[1]) if "#" in r["phase"] else None
+        ratio = r["rps"] / base["rps"] if base else None
+        capacity = base["cpu_ms_per_req"] / r["cpu_ms_per_req"] if base else None
+        kind = r["phase"].rsplit(" #", 1)[0]
+        if ratio is not None and kind in ratios:
+            ratios[kind].append(ratio)
         c = r["caches"]["keyContexts"]
         lines.append(f"| {r['phase']} | {r['rps']:,} | {f'{ratio:.2f}' if ratio else '-'} | {r['gw_core_busy']:.2f} | "
-                     f"{r['cpu_ms_per_req']:.3f} | {per_core:,.0f} | {f'{capacity:.2f}' if capacity else '-'} | "
+                     f"{r['cpu_ms_per_req']:.3f} | {1000 / r['cpu_ms_per_req']:,.0f} | "
+                     f"{f'{capacity:.2f}' if capacity else '-'} | "
                      f"{r['p50_ms'] - direct['p50_ms']:.3f} | {r['p99_ms']:.2f} | {r['rss_mb']:.0f} | "
                      f"{c['hits']:,} / {c['misses']:,} / {c['evictions']:,} / {c['invalidations']:,} | "
                      f"{r.get('churn', '')} | {r['errors']} |")
     peak = max(r["rss_mb"] for r in results[1:])
-    lines.append(f"direct (nginx) c=1 p50 {direct['p50_ms']:.3f} ms. 100k keys + churn vs 100 keys, per round: "
-                 f"req/s {', '.join(f'{x:.2f}' for x in ratios)}, req/s per core {', '.join(f'{x:.2f}' for x in capacity_ratios)}"
-                 f" (target >= 0.90; a phase whose gateway core was not busy ~1.0 lost CPU to other jobs);"
-                 f" peak RSS {peak:.0f} MB (target < 500)")
+    by_kind = {kind: [r["rps"] for r in results if r["phase"].startswith(kind + " #")]
+               for kind in ("100 keys", "100k keys", CHURN)}
+    lines.append(f"direct (nginx) c=1 p50 {direct['p50_ms']:.3f} ms; peak RSS {peak:.0f} MB (target < 500).")
+    for kind, values in ratios.items():
+        if values:
+            lines.append(f"{kind} vs 100 keys of the same round: {', '.join(f'{x:.2f}' for x in values)}; "
+                         f"median {median(values):.2f} (target >= 0.90); median req/s {median(by_kind[kind]):,.0f}"
+                         f" vs {median(by_kind['100 keys']):,.0f}")
     lines += [f"gateway CPU s by thread, {r['phase']}: {r['cpu_s_by_thread']}" for r in results[1:]]
     text = "\n".join(lines)
     print(text)
