@@ -66,7 +66,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         self._checkpointer: Checkpointer | None = None
         self._journal = Journal(self.path)
         self._journaled: JournaledWrites | None = None  # set while this process owns the ledger
-        # The roll-up (store/rollup.py): when it last ran, and rows changed since.
+        # The roll-up (store/rollup.py): when it last ran, and where the connection's change count stood then.
         self._rolled_at = time.monotonic()
         self._changes_at_roll_up = 0  # the connection's total_changes when it last rolled up
 

@@ -2,11 +2,10 @@
 
 A part of `SQLiteStore` kept in its own module (`SQLiteStore` inherits it), beside the ledger's writes
 in `sqlite.py`. Every read goes through `_report_read`: the journaled batches reach the database
-first, so a read sees every settled request; a read of the hourly or daily aggregates runs after a
-roll-up of the records still queued for them (store/rollup.py); then the read runs on the store's
-read thread (store/reader.py), off the writer's, at a lower priority than the data plane. Pruning
-rolls up in its own transaction first, on the writer's thread. The SQL is in `usage_sums.py`, `request_log.py` and `usage_series.py`,
-run on the store's database thread.
+and the inbox is rolled up into `usage_records` and the aggregates first (store/rollup.py), so a read
+sees every settled request; then the read runs on the store's read thread (store/reader.py), off the
+writer's, at a lower priority than the data plane. Pruning rolls up in its own transaction first, on
+the writer's thread. The SQL is in `usage_sums.py`, `request_log.py` and `usage_series.py`.
 """
 
 from __future__ import annotations
