@@ -191,7 +191,7 @@ def build(db: Path, count: int, days: float, other_share: float, seed: int) -> d
                 rows = []
         conn.executemany(INSERT_USAGE, rows)
         written += len(rows)
-        roll_up(conn)  # the aggregates, as the gateway's store keeps them
+        roll_up(conn, now)  # the aggregates, as the gateway's store keeps them (days folded up to now)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         hourly = conn.execute("SELECT COUNT(*) FROM usage_hourly").fetchone()[0]

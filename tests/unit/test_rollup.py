@@ -15,6 +15,7 @@ import random
 import sqlite3
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 from tollgate.domain.accounts import Account
 from tollgate.domain.usage import UsageRecord
@@ -117,6 +118,45 @@ def test_records_wait_in_the_inbox_and_every_read_sees_them_all(tmp_path):
     assert count(conn, "usage_records") == len(rows)
     assert table(conn, HOURLY) == sums(rows, HOUR)
     assert table(conn, DAILY) == sums(rows, DAY)
+
+
+def test_days_are_folded_from_closed_hours_and_read_whole_whatever_the_mark(tmp_path):
+    """`usage_daily` holds exactly the hours before `daily_through` (migration 0017), which follows the wall
+    clock's hour at each roll-up and never goes back; a record of an hour already folded (a stream that
+    settles late) goes into both tables; a read of whole days adds the hours from the mark on."""
+    rng = random.Random(17)
+    path = tmp_path / "fold.db"
+    now = [T0 + 5 * HOUR + 10.0]
+    marks = []
+
+    async def main() -> None:
+        store = await opened(path, roll_up_every=3600.0, clock=lambda: now[0])
+        try:
+            written: list[UsageRecord] = []
+            for step in range(30):
+                now[0] += rng.choice([0, 600, HOUR, 3 * HOUR, DAY, -2 * HOUR])  # (a clock set back, now and then)
+                batch = [replace(record(step * 100 + n, rng), created_at=now[0] - rng.choice(
+                    [0, 5, HOUR, 2.5 * HOUR, DAY, 2 * DAY + 1])) for n in range(rng.randint(1, 30))]
+                await store.write_ledger(LedgerBatch(batch, [], [], []))
+                written += batch
+                series = await store.usage_series("a", T0 - 3 * DAY, now[0] + DAY, None, DAY)  # rolls up first
+                assert {p.start: p.sums.cost for p in series.points} == {
+                    day: sum(r.cost for r in written if r.account_id == "a" and int(r.created_at) // DAY * DAY == day)
+                    for day in {int(r.created_at) // DAY * DAY for r in written if r.account_id == "a"}}
+                total = await store.usage_summary("b", since=T0 - 3 * DAY)
+                assert total.total.cost == sum(r.cost for r in written if r.account_id == "b")
+                outside = sqlite3.connect(path)
+                mark = int(outside.execute("SELECT value FROM meta WHERE key = 'daily_through'").fetchone()[0])
+                assert mark == max([int(now[0]) // HOUR * HOUR, *marks])  # the clock's hour, never back
+                marks.append(mark)
+                assert table(outside, DAILY) == sums([r for r in written if r.created_at < mark], DAY)
+                assert table(outside, HOURLY) == sums(written, HOUR)
+                outside.close()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    assert len(set(marks)) >= 4 and any(m % DAY for m in marks)  # the mark moved; days were read half folded
 
 
 def test_the_ledger_writes_roll_up_when_it_is_due(tmp_path):

@@ -108,7 +108,7 @@ def test_a_journal_written_before_the_cache_columns_replays_after_the_upgrade():
     old_width = USAGE_FIELDS.index("cache_write_tokens")
     short = [list(full[0][0])[:old_width]]
     apply_entries(conn, [(1, [short, [], [], []]), (2, [[list(full[0][0])], [], [], []])])
-    roll_up(conn)  # from the inbox into usage_records (store/rollup.py)
+    roll_up(conn, time.time())  # from the inbox into usage_records (store/rollup.py)
     rows = conn.execute("SELECT request_id, cost, cache_write_tokens, cache_saved FROM usage_records").fetchall()
     assert rows == [("new", 5, None, None), ("new", 5, None, None)]
     assert conn.execute("SELECT COUNT(*) FROM rejected_records").fetchone()[0] == 0

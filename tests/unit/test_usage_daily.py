@@ -17,7 +17,7 @@ from tollgate.domain.accounts import Account
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch
 from tollgate.store.sqlite import SQLiteStore
-from tollgate.store.usage_queries import DAY, HOUR, parts
+from tollgate.store.usage_queries import DAY, HOUR, UNFOLDED_HOURS, parts
 
 T0 = 1_764_028_800  # a UTC midnight
 COLUMNS = "requests, input_tokens, output_tokens, cached_tokens, cache_write_tokens, cost, cache_saved, fallbacks"
@@ -67,20 +67,27 @@ def test_every_day_is_the_sum_of_its_hours_and_the_migration_fills_it_so(tmp_pat
 
 
 def test_the_parts_of_a_range_cover_it_once():
-    """Whole days from the daily table, the hours at either end from the hourly one, nothing twice, nothing left."""
+    """Whole days from the daily table and its unfolded hours, the hours at either end from the hourly one:
+    wherever the fold's mark stands, every hour once, nothing twice, nothing left."""
     for first, end in [(T0 + 5 * HOUR, T0 + 3 * DAY + 2 * HOUR), (T0, T0 + 2 * DAY), (T0 + HOUR, T0 + 20 * HOUR),
                        (T0 + 20 * HOUR, T0 + DAY + 3 * HOUR), (None, T0 + DAY + HOUR), (T0 + HOUR, None), (None, None)]:
         got = parts(first, end, True)
         lo = first if first is not None else T0 - 10 * DAY
         hi = end if end is not None else T0 + 10 * DAY
-        covered = []
-        for table, column, a, b in got:
-            step = HOUR if table == "usage_hourly" else DAY
-            assert column == ("hour" if step == HOUR else "day")
-            a = lo if a is None else a
-            b = hi if b is None else b
-            assert a % step == 0 or a == lo, (first, end)
-            covered += list(range(a, b, HOUR)) if step == HOUR else [h for d in range(a, b, DAY)
-                                                                        for h in range(d, d + DAY, HOUR)]
-        assert covered == list(range(lo, hi, HOUR)), (first, end)
+        for mark in (T0 - 20 * DAY, T0, T0 + 7 * HOUR, T0 + DAY + 2 * HOUR, T0 + 20 * DAY):
+            covered = []
+            for table, column, a, b in got:
+                step = DAY if table == "usage_daily" else HOUR
+                assert column == ("hour" if step == HOUR else "day")
+                a = lo if a is None else a
+                b = hi if b is None else b
+                assert a % step == 0 or a == lo, (first, end)
+                hours = list(range(a, b, HOUR)) if step == HOUR else [h for d in range(a, b, DAY)
+                                                                       for h in range(d, d + DAY, HOUR)]
+                if table == "usage_daily":
+                    hours = [h for h in hours if h < mark]
+                elif table == UNFOLDED_HOURS:
+                    hours = [h for h in hours if h >= mark]
+                covered += hours
+            assert sorted(covered) == list(range(lo, hi, HOUR)), (first, end, mark)
         assert parts(first, end, False) == [("usage_hourly", "hour", first, end)]

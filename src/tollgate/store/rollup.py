@@ -12,6 +12,15 @@ account-time indexes, the aggregates, the spend counters) had a page of its own 
 every commit (written to the WAL, copied back by the checkpoint). In bulk, the records of a few seconds
 write each page they touch once.
 
+The daily aggregates are folded from closed hours (migration 0017), not from each roll-up's records:
+`usage_daily` holds the hours before `daily_through` (meta, an hour boundary), `usage_hourly` every hour.
+A roll-up that finds the clock past `daily_through`'s hour folds the hours in between from `usage_hourly`
+into `usage_daily` (one grouped upsert, once an hour) and moves the mark; a record of an hour already
+folded (a long stream settles late) goes into both at once. So a day's row is the sum of its hours before
+the mark, and a read of whole days adds the hours from the mark on (`UNFOLDED_HOURS`,
+`usage_queries.parts`). Why: per roll-up, the daily upsert touched a row per key in use again, each a
+random page with a hundred thousand keys; folded hourly it touches each once an hour.
+
 When: the store rolls up every `ROLL_UP_SECONDS` with its ledger writes (or sooner, past `ROLL_UP_ROWS`
 rows changed, so that one roll-up stays short), before every read of usage (a report, a chart, the
 request log: they see every settled request), in the transaction that prunes records, and when it
@@ -31,25 +40,34 @@ ROLL_UP_ROWS = 40_000  # rows any statement changed (a record: itself, its spend
 _SUMS = ("COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(COALESCE(cached_prefix_tokens, 0)),"
          " SUM(COALESCE(cache_write_tokens, 0)), SUM(cost), SUM(COALESCE(cache_saved, 0)), SUM(latency_ms),"
          " SUM(fallbacks), SUM(estimated)")
-_ADDED = ", ".join(f"{c} = {c} + excluded.{c}" for c in (
-    "requests", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "cost", "cache_saved",
-    "latency_ms", "fallbacks", "estimated"))
+_AGGREGATED = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "cost",
+               "cache_saved", "latency_ms", "fallbacks", "estimated")  # the sums an aggregate row holds
+_ADDED = ", ".join(f"{c} = {c} + excluded.{c}" for c in _AGGREGATED)
 _COLUMNS = ", ".join(USAGE_FIELDS)
 
 
-def _upsert(table: str, size: int) -> str:
-    """The inbox's sums per (account, time bucket of `size` seconds, key, model, model used, route, status),
-    added to `table`'s rows."""
+_DAILY_THROUGH = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'daily_through'"  # (migration 0017)
+
+
+def _upsert(table: str, size: int, where: str = "true") -> str:
+    """The sums of the inbox's records `where` holds, per (account, time bucket of `size` seconds, key, model,
+    model used, route, status), added to `table`'s rows."""
     bucket = f"CAST(created_at AS INTEGER) - CAST(created_at AS INTEGER) % {size}"
     return (f"INSERT INTO {table} SELECT account_id, {bucket}, key_id, model, COALESCE(upstream_model, ''),"
             f" COALESCE(route, ''), status, {_SUMS} FROM usage_inbox"
-            " WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7"  # WHERE: an upsert's SELECT needs one (SQLite's grammar)
+            f" WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7"  # WHERE: an upsert's SELECT needs one (SQLite's grammar)
             f" ON CONFLICT DO UPDATE SET {_ADDED}")
 
 
-_ROLL_UP = (_upsert("usage_hourly", 3600), _upsert("usage_daily", 86400),
+_ROLL_UP = (_upsert("usage_hourly", 3600),
+            _upsert("usage_daily", 86400, f"created_at < ({_DAILY_THROUGH})"),  # records of hours already folded
             f"INSERT INTO usage_records ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_inbox ORDER BY rowid",
             "DELETE FROM usage_inbox")
+
+# The hours in [?, ?) into their days (usage_hourly_hour finds them: no scan of the table's history).
+_FOLD_HOURS = ("INSERT INTO usage_daily SELECT account_id, hour - hour % 86400, key_id, model, upstream_model,"
+               f" route, status, {', '.join(f'SUM({c})' for c in _AGGREGATED)} FROM usage_hourly"
+               f" WHERE hour >= ? AND hour < ? GROUP BY 1, 2, 3, 4, 5, 6, 7 ON CONFLICT DO UPDATE SET {_ADDED}")
 
 # Row by row in key order, not summed first: SUM() fails on a total past 64 bits, and a fold that fails
 # would fail again every time; added one by one, each counter ends as a settlement-by-settlement upsert would.
@@ -76,9 +94,21 @@ def fold_spend(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-def roll_up(conn: sqlite3.Connection) -> None:
-    """Move the inbox's records into the aggregates and `usage_records`, and fold the queued spend (inside
-    the caller's transaction)."""
+def fold_hours(conn: sqlite3.Connection, now: float) -> None:
+    """Fold the closed hours not yet in `usage_daily` (those before the hour of `now`) into it, and move
+    `daily_through` to the hour of `now` (inside the caller's transaction). A clock that went back folds
+    nothing: the mark never moves back."""
+    through = conn.execute(_DAILY_THROUGH).fetchone()[0]
+    hour = int(now) - int(now) % 3600
+    if hour > through:
+        conn.execute(_FOLD_HOURS, (through, hour))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'daily_through'", (str(hour),))
+
+
+def roll_up(conn: sqlite3.Connection, now: float) -> None:
+    """Move the inbox's records into the aggregates and `usage_records`, fold the closed hours into their
+    days (`now`: the wall clock), and fold the queued spend (inside the caller's transaction)."""
     for sql in _ROLL_UP:
         conn.execute(sql)
+    fold_hours(conn, now)
     fold_spend(conn)

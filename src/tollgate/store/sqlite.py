@@ -51,11 +51,14 @@ def sqlite_path(url: str) -> Path:
 
 
 class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, SQLiteAlerts):
-    def __init__(self, url: str, backlog: BacklogLimit | None = None, roll_up_every: float = ROLL_UP_SECONDS) -> None:
+    def __init__(self, url: str, backlog: BacklogLimit | None = None, roll_up_every: float = ROLL_UP_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
         """`roll_up_every`: seconds between two roll-ups of the ledger's writes into their indexed tables
-        (store/rollup.py); reads of usage roll up first whatever it is."""
+        (store/rollup.py); reads of usage roll up first whatever it is. `clock`: the wall clock whose hour
+        the roll-up folds the daily aggregates up to."""
         self.path = sqlite_path(url)
         self.roll_up_every = roll_up_every
+        self._clock = clock
         self._backlog_limit = backlog or BacklogLimit()
         self._thread = DatabaseThread("tollgate-sqlite", idle=self._roll_up_when_idle)
         self._reader = ReadThread(self.path)  # reads for people: dashboards, reports, the request log
@@ -111,7 +114,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
     def _roll_up(self, conn: sqlite3.Connection) -> None:
         """Move the inbox's usage records into their table and the aggregates, and fold the queued spend
         (store/rollup.py; in the caller's transaction)."""
-        roll_up(conn)
+        roll_up(conn, self._clock())
         self._rolled_at = time.monotonic()
         self._changes_at_roll_up = conn.total_changes  # its own rows do not count toward the next one
 

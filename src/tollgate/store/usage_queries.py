@@ -14,7 +14,7 @@ in the window its start falls in).
 
 Whole hours are read from the aggregates even after the horizon where every group of the report holds
 whole hours, and whole UTC days from the daily ones (`usage_daily`, migration 0014: each day's row is
-the sum of its hours') where every group holds whole days (days, weeks, months, keys, credits and
+the sum of its hours', those not folded into it yet read beside it: `parts`) where every group holds whole days (days, weeks, months, keys, credits and
 windows of whole days): a month of a busy account is about 7,000 daily rows and two days of hours at
 its ends, not 120,000 hourly rows (`parts`).
 """
@@ -100,12 +100,20 @@ def day_ceil(t: int) -> int:
 # (table, its time column, first, end): aggregates of the times in [first, end) (None: open).
 Part = tuple[str, str, int | None, int | None]
 
+# The hours not yet folded into `usage_daily` (SQLite, migration 0017: those from meta `daily_through` on; see
+# store/rollup.py), read beside the daily rows of the same days. PostgreSQL keeps its days with its hours, has
+# no mark, and reads nothing here.
+UNFOLDED_HOURS = ("(SELECT * FROM usage_hourly WHERE hour >="
+                  " (SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'daily_through')) AS unfolded")
+
 
 def parts(first: int | None, end: int | None, whole_days: bool) -> list[Part]:
     """Where the aggregates of the hours in [first, end) (hour boundaries; None: open) are read: with
     `whole_days` (the caller's groups each hold whole UTC days), the whole days inside from `usage_daily`
-    and the hours at either end from `usage_hourly`; otherwise every hour from `usage_hourly`. The parts
-    never overlap and cover the range exactly: a day's row is the sum of its hours' rows."""
+    (with the hours of those days not folded into them yet: `UNFOLDED_HOURS`) and the hours at either end
+    from `usage_hourly`; otherwise every hour from `usage_hourly`. The parts never overlap and cover the range
+    exactly: a day's row is the sum of its hours' rows before the fold's mark, the unfolded part the rest.
+    A day may so come from two parts."""
     if not whole_days:
         return [("usage_hourly", "hour", first, end)]
     lo = None if first is None else day_ceil(first)
@@ -116,6 +124,7 @@ def parts(first: int | None, end: int | None, whole_days: bool) -> list[Part]:
     if first is not None and lo is not None and first < lo:
         out.append(("usage_hourly", "hour", first, lo))
     out.append(("usage_daily", "day", lo, hi))
+    out.append((UNFOLDED_HOURS, "hour", lo, hi))
     if end is not None and hi is not None and hi < end:
         out.append(("usage_hourly", "hour", hi, end))
     return out

@@ -4,7 +4,8 @@
 model asked, model used, route and status, and outlives the raw records' retention: a year of
 charts reads a year of aggregate rows of one account (its primary key starts with the account and
 the hour), never the records; a series in day buckets and a range's sums read the whole days inside
-from `usage_daily` (migration 0014: a day's row is the sum of its hours'), the hours at its ends from
+from `usage_daily` (migration 0014: a day's row is the sum of its hours', with those not folded into it yet:
+migration 0017), the hours at its ends from
 `usage_hourly` (`usage_queries.parts`): a month is a few thousand rows, not a hundred thousand. Sums are
 exact integers (nano-dollars, tokens): a series over whole hours adds up to the records of those hours
 to the nano-dollar.
@@ -103,12 +104,13 @@ def series_query(account_id: str, since: float, until: float, group_by: str | No
                  key_id: str | None = None) -> Query:
     """Rows (bucket start, group, *sums) of the account's (or one key's) usage per `bucket` (HOUR or DAY) and
     group, for the hours that start in [hour of `since`, `until` rounded up to the hour), oldest bucket first.
-    Day buckets read whole days from the daily aggregates: each bucket comes from one part, never two."""
+    Day buckets read whole days from the daily aggregates and the hours not folded into them yet: a day may
+    come from two parts, whose rows `series_of` adds up."""
     column = GROUPS[group_by] if group_by is not None else "NULL"
     queries = []
     for part in parts(hour_floor(since), hour_ceil(until), bucket == DAY):
         # A bucket of the table's own size is its time column: grouped in primary key order, no sort (SQLite).
-        start = "{t}" if (part[0] == "usage_hourly") == (bucket == HOUR) else f"{{t}} - {{t}} % {int(bucket)}"
+        start = "{t}" if (part[1] == "hour") == (bucket == HOUR) else f"{{t}} - {{t}} % {int(bucket)}"
         queries.append(_part_sql(part, f"{start} AS start, {column} AS grp, {_SUMS}", account_id, key_id,
                                  " GROUP BY start, grp"))
     sql, args = _union(queries)
@@ -118,10 +120,14 @@ def series_query(account_id: str, since: float, until: float, group_by: str | No
 def series_of(rows: Iterable[Sequence[Any]], group_by: str | None) -> UsageSeries:
     """The series of `series_query`'s rows (its key names still to add: `key_names_queries`)."""
     series = UsageSeries()
+    points = series.points
     for start, group, *sums in rows:
         if group == "" and group_by in ("route", "upstreamModel"):
             group = None  # stored as '' in the aggregates (a primary key column)
-        series.points.append(SeriesPoint(int(start), group, sums_of(sums)))
+        if points and points[-1].start == int(start) and points[-1].group == group:
+            points[-1].sums.add(sums_of(sums))  # a day from its daily row and its unfolded hours (rows in order)
+        else:
+            points.append(SeriesPoint(int(start), group, sums_of(sums)))
     return series
 
 
