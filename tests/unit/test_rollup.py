@@ -20,9 +20,9 @@ from dataclasses import replace
 from tollgate.domain.accounts import Account
 from tollgate.domain.usage import UsageRecord
 from tollgate.ledger.batch import LedgerBatch, SpendIncrement
-from tollgate.ledger.sql import USAGE_FIELDS
-from tollgate.store.migrate import migrate
-from tollgate.store.rollup import fold_spend
+from tollgate.ledger.sql import USAGE_FIELDS, apply_entries, ledger_rows
+from tollgate.store.migrate import migrate, migrations, split_sql
+from tollgate.store.rollup import fold_spend, roll_up
 from tollgate.store.sqlite import SQLiteStore
 
 T0 = 1_764_028_800  # a UTC midnight
@@ -77,7 +77,8 @@ def test_records_wait_in_the_inbox_and_every_read_sees_them_all(tmp_path):
     rng = random.Random(18)
     rows = [record(n, rng) for n in range(600)]
     path = tmp_path / "rollup.db"
-    seen = []
+    seen: list[int] = []
+    left: list[int] = []  # records of the other account still waiting after a read of one
 
     async def main() -> None:
         store = await opened(path, roll_up_every=3600.0)  # never with the writes here: reads must do it
@@ -94,25 +95,41 @@ def test_records_wait_in_the_inbox_and_every_read_sees_them_all(tmp_path):
                 waiting = count(outside, "usage_inbox")
                 assert waiting + count(outside, "usage_records") == len(written)
                 if rng.random() < 0.4:
+                    account = rng.choice(["a", "b"])  # a read of one account moves that account's records only
+                    others = [r.request_id for r in written if r.account_id != account]
+                    waiting_others = {r[0] for r in outside.execute("SELECT request_id FROM usage_inbox")} & set(others)
                     if rng.random() < 0.5:
-                        series = await store.usage_series("a", T0, T0 + 4 * DAY, "key", HOUR)
+                        series = await store.usage_series(account, T0, T0 + 4 * DAY, "key", HOUR)
                         total = sum(p.sums.cost for p in series.points)
-                        assert total == sum(r.cost for r in written if r.account_id == "a")
+                        assert total == sum(r.cost for r in written if r.account_id == account)
                     else:
-                        found = await store.usage_records("b")
-                        assert [r.request_id for r in found] == [r.request_id for r in written if r.account_id == "b"]
+                        found = await store.usage_records(account)
+                        assert [r.request_id for r in found] == [
+                            r.request_id for r in written if r.account_id == account]
+                    inbox = [r[0] for r in outside.execute("SELECT request_id FROM usage_inbox")]
+                    assert set(inbox) == waiting_others  # its own all moved, the others' still waiting
+                    left.append(len(inbox))
+                    moved = [r[0] for r in outside.execute("SELECT request_id FROM usage_records WHERE account_id = ?"
+                                                           " ORDER BY id", (account,))]
+                    assert moved == [r.request_id for r in written if r.account_id == account]  # once, in order
+                    mine = [r for r in written if r.account_id == account]
+                    assert {k: v for k, v in table(outside, HOURLY).items() if k[0] == account} == sums(mine, HOUR)
+                    assert {k: v for k, v in table(outside, DAILY).items() if k[0] == account} == sums(mine, DAY)
+                    seen.append(waiting)
+                if rng.random() < 0.15:  # a read of every account moves everything
+                    await store.routed_samples(10, 0)
                     assert count(outside, "usage_inbox") == 0
                     assert [r[0] for r in outside.execute("SELECT request_id FROM usage_records ORDER BY id")] == [
-                        r.request_id for r in written]  # moved once each, in the order written
+                        r.request_id for r in written]  # each once, numbered in the order written (0018)
                     assert table(outside, HOURLY) == sums(written, HOUR)
                     assert table(outside, DAILY) == sums(written, DAY)
-                    seen.append(waiting)
                 outside.close()
         finally:
             await store.close()
 
     asyncio.run(main())
     assert seen and max(seen) > 0, "the records waited in the inbox before the reads rolled them up"
+    assert max(left) > 0, "a read of one account left the other's records waiting"
     conn = sqlite3.connect(path)
     assert count(conn, "usage_inbox") == count(conn, "spend_unfolded") == 0  # closing rolled up the rest
     assert count(conn, "usage_records") == len(rows)
@@ -139,7 +156,11 @@ def test_days_are_folded_from_closed_hours_and_read_whole_whatever_the_mark(tmp_
                     [0, 5, HOUR, 2.5 * HOUR, DAY, 2 * DAY + 1])) for n in range(rng.randint(1, 30))]
                 await store.write_ledger(LedgerBatch(batch, [], [], []))
                 written += batch
-                series = await store.usage_series("a", T0 - 3 * DAY, now[0] + DAY, None, DAY)  # rolls up first
+                full = rng.random() < 0.5
+                if full:  # a read of every account: the whole roll-up, which folds the closed hours
+                    await store.routed_samples(1, 0)
+                # Reads of one account (their own records moved first, no fold): right whatever the mark.
+                series = await store.usage_series("a", T0 - 3 * DAY, now[0] + DAY, None, DAY)
                 assert {p.start: p.sums.cost for p in series.points} == {
                     day: sum(r.cost for r in written if r.account_id == "a" and int(r.created_at) // DAY * DAY == day)
                     for day in {int(r.created_at) // DAY * DAY for r in written if r.account_id == "a"}}
@@ -147,7 +168,10 @@ def test_days_are_folded_from_closed_hours_and_read_whole_whatever_the_mark(tmp_
                 assert total.total.cost == sum(r.cost for r in written if r.account_id == "b")
                 outside = sqlite3.connect(path)
                 mark = int(outside.execute("SELECT value FROM meta WHERE key = 'daily_through'").fetchone()[0])
-                assert mark == max([int(now[0]) // HOUR * HOUR, *marks])  # the clock's hour, never back
+                if full:
+                    assert mark == max([int(now[0]) // HOUR * HOUR, *marks])  # the clock's hour, never back
+                else:
+                    assert mark == max(marks, default=0)
                 marks.append(mark)
                 assert table(outside, DAILY) == sums([r for r in written if r.created_at < mark], DAY)
                 assert table(outside, HOURLY) == sums(written, HOUR)
@@ -185,13 +209,13 @@ def test_the_ledger_writes_roll_up_when_it_is_due(tmp_path):
 
 def test_a_quiet_store_rolls_up_what_waits_without_another_write(tmp_path):
     """The last records before a pause reach `usage_records` by themselves: the database thread rolls up
-    when it has been idle, once they waited `roll_up_every` (here 1 s); a bounded wait, never a hang."""
+    what waits when it has been idle for a second, long before `roll_up_every`; a bounded wait, never a hang."""
     rng = random.Random(9)
     rows = [record(n, rng) for n in range(50)]
     path = tmp_path / "quiet.db"
 
     async def main() -> tuple[int, int, float]:
-        store = await opened(path, roll_up_every=1.0)
+        store = await opened(path, roll_up_every=3600.0)
         try:
             await store.write_ledger(LedgerBatch(rows, spend_of(rows), [], []))
             await store.read_spend("sub:s", T0)  # handed over, well before a roll-up is due
@@ -211,15 +235,45 @@ def test_a_quiet_store_rolls_up_what_waits_without_another_write(tmp_path):
     assert waited == len(rows)  # they waited in the inbox: the idle thread moved them
 
 
-def test_the_inbox_is_a_usage_record_without_its_id():
-    """Every column of `usage_records` but the id, with the same type, null rule and default: a row the inbox
-    takes, `usage_records` takes too (a future migration that adds a column must add it to both)."""
+def test_the_inbox_is_a_usage_record():
+    """Every column of `usage_records`, with the same type, null rule and default: a row the inbox takes,
+    `usage_records` takes too (a future migration that adds a column must add it to both); the inbox numbers
+    its rows itself (AUTOINCREMENT, migration 0018), the ledger writes every other column."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate(conn)
     columns = {t: [row[1:] for row in conn.execute(f"PRAGMA table_info({t})")] for t in ("usage_records", "usage_inbox")}
     assert columns["usage_records"][0] == ("id", "INTEGER", 0, None, 1)
-    assert columns["usage_inbox"] == columns["usage_records"][1:]
-    assert {c[0] for c in columns["usage_inbox"]} == set(USAGE_FIELDS)  # what the ledger writes: all, no more
+    assert columns["usage_inbox"] == columns["usage_records"]
+    assert "AUTOINCREMENT" in conn.execute("SELECT sql FROM sqlite_schema WHERE name = 'usage_inbox'").fetchone()[0]
+    assert {c[0] for c in columns["usage_inbox"][1:]} == set(USAGE_FIELDS)  # what the ledger writes: all, no more
+
+
+def test_an_upgraded_inbox_numbers_records_after_the_last_one():
+    """Migration 0018 on a database with records stored and some waiting: the waiting ones are numbered after
+    the last stored id in their order, and so is every record written after (never a number used twice)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for version, script in migrations():
+        if version >= 18:
+            break
+        for statement in split_sql(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+    fields = ", ".join(USAGE_FIELDS)
+    rng = random.Random(4)
+    row = [getattr(record(0, rng), f) for f in USAGE_FIELDS]
+    for n in (40, 41, None, None):  # two records stored (ids 40 and 41), two waiting in the inbox
+        row[0] = f"r{n or count(conn, 'usage_inbox') + 100}"
+        if n is None:
+            conn.execute(f"INSERT INTO usage_inbox ({fields}) VALUES ({', '.join('?' * len(row))})", row)
+        else:
+            conn.execute(f"INSERT INTO usage_records (id, {fields}) VALUES (?, {', '.join('?' * len(row))})", [n, *row])
+    migrate(conn)
+    assert conn.execute("SELECT id, request_id FROM usage_inbox ORDER BY id").fetchall() == [(42, "r100"), (43, "r101")]
+    roll_up(conn, time.time())
+    apply_entries(conn, [(1, ledger_rows(LedgerBatch([record(7, rng)], [], [], [])))])
+    assert conn.execute("SELECT id FROM usage_inbox").fetchall() == [(44,)]
+    roll_up(conn, time.time())
+    assert [r[0] for r in conn.execute("SELECT id FROM usage_records ORDER BY id")] == [40, 41, 42, 43, 44]
 
 
 def test_a_counter_past_64_bits_does_not_stop_the_fold():

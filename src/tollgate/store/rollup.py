@@ -3,7 +3,7 @@
 (migration 0016.) A journaled batch appends its usage rows to `usage_inbox` and its spend increments to
 `spend_unfolded`: appends touch the last pages only. `roll_up` then, in the caller's transaction:
 adds the inbox's records to the hourly and daily aggregates (one grouped upsert per table), moves them
-into `usage_records` in arrival order, empties the inbox, and adds the queued increments to
+into `usage_records` with the ids they were numbered with as they arrived (migration 0018), empties the inbox, and adds the queued increments to
 `spend_counters` in key order. A record is in the inbox, or in `usage_records` and both aggregates:
 never half, never twice.
 
@@ -22,10 +22,12 @@ the mark, and a read of whole days adds the hours from the mark on (`UNFOLDED_HO
 random page with a hundred thousand keys; folded hourly it touches each once an hour.
 
 When: the store rolls up every `ROLL_UP_SECONDS` with its ledger writes (or sooner, past `ROLL_UP_ROWS`
-rows changed, so that one roll-up stays short), before every read of usage (a report, a chart, the
-request log: they see every settled request), in the transaction that prunes records, and when it
-closes (a database at rest holds nothing in the inbox, for readers outside the store). Before it reads
-a spend counter (`read_spend`) it folds the spend alone (`fold_spend`).
+rows changed, so that one roll-up stays short), when its database thread has been idle for a second, in
+the transaction that prunes records, and when it closes (a database at rest holds nothing in the inbox,
+for readers outside the store). Before every read of usage (a report, a chart, the request log: they see
+every settled request) it rolls up what the read needs: a read of one account moves that account's
+records only (`roll_up_account`), any other read everything. Before it reads a spend counter
+(`read_spend`) it folds the spend alone (`fold_spend`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,14 @@ import sqlite3
 
 from tollgate.ledger.sql import USAGE_FIELDS
 
-ROLL_UP_SECONDS = 5.0
-ROLL_UP_ROWS = 40_000  # rows any statement changed (a record: itself, its spend increments)
+# With a hundred thousand keys in use a roll-up writes each page of the key-ordered structures it touches
+# (the records' key-time index, the hour's aggregates, the key counters: ~13,000 pages with 600,000 records
+# stored) whatever its size:
+# the longer the cadence, the fewer pages a record costs (bench/keys_apply.py). Reads do not wait for it
+# (`roll_up_account`, ~20 ms over 45,000 waiting records); what bounds it is one roll-up's time on the database
+# thread, which holds up the key lookups that miss and management writes (0.5-0.8 s at 100,000 keys).
+ROLL_UP_SECONDS = 15.0
+ROLL_UP_ROWS = 120_000  # rows any statement changed (a record: itself, its spend increments)
 
 _SUMS = ("COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(COALESCE(cached_prefix_tokens, 0)),"
          " SUM(COALESCE(cache_write_tokens, 0)), SUM(cost), SUM(COALESCE(cache_saved, 0)), SUM(latency_ms),"
@@ -59,10 +67,17 @@ def _upsert(table: str, size: int, where: str = "true") -> str:
             f" ON CONFLICT DO UPDATE SET {_ADDED}")
 
 
-_ROLL_UP = (_upsert("usage_hourly", 3600),
-            _upsert("usage_daily", 86400, f"created_at < ({_DAILY_THROUGH})"),  # records of hours already folded
-            f"INSERT INTO usage_records ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_inbox ORDER BY rowid",
-            "DELETE FROM usage_inbox")
+def _moves(where: str) -> tuple[str, ...]:
+    """The statements that move the inbox's records `where` holds into the aggregates and `usage_records`."""
+    return (_upsert("usage_hourly", 3600, where),
+            _upsert("usage_daily", 86400, f"{where} AND created_at < ({_DAILY_THROUGH})"),  # hours already folded
+            f"INSERT INTO usage_records (id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM usage_inbox WHERE {where}"
+            " ORDER BY id",  # the number each record got as it arrived (migration 0018)
+            f"DELETE FROM usage_inbox WHERE {where}")
+
+
+_ROLL_UP = _moves("true")
+_ROLL_UP_ACCOUNT = _moves("account_id = ?")  # one placeholder each: the account
 
 # The hours in [?, ?) into their days (usage_hourly_hour finds them: no scan of the table's history).
 _FOLD_HOURS = ("INSERT INTO usage_daily SELECT account_id, hour - hour % 86400, key_id, model, upstream_model,"
@@ -103,6 +118,15 @@ def fold_hours(conn: sqlite3.Connection, now: float) -> None:
     if hour > through:
         conn.execute(_FOLD_HOURS, (through, hour))
         conn.execute("UPDATE meta SET value = ? WHERE key = 'daily_through'", (str(hour),))
+
+
+def roll_up_account(conn: sqlite3.Connection, account_id: str) -> None:
+    """Move one account's records from the inbox into the aggregates and `usage_records`, with their arrival
+    numbers (inside the caller's transaction): what a read of that account needs, whatever waits of the others. It
+    reads the whole inbox (no index) but writes only that account's rows: a read's cost stays a few
+    milliseconds however long the roll-ups' cadence (`ROLL_UP_SECONDS`) lets the inbox grow."""
+    for sql in _ROLL_UP_ACCOUNT:
+        conn.execute(sql, (account_id,))
 
 
 def roll_up(conn: sqlite3.Connection, now: float) -> None:

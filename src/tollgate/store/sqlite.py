@@ -30,7 +30,8 @@ from tollgate.store.checkpoint import Checkpointer
 from tollgate.store.files import private_dir, private_file, tighten
 from tollgate.store.migrate import migrate
 from tollgate.store.reader import ReadThread
-from tollgate.store.rollup import ROLL_UP_ROWS, ROLL_UP_SECONDS, fold_spend, queued, roll_up, spend_queued
+from tollgate.store.rollup import (ROLL_UP_ROWS, ROLL_UP_SECONDS, fold_spend, queued, roll_up, roll_up_account,
+                                   spend_queued)
 from tollgate.store.sqlite_accounts import SQLiteAccounts
 from tollgate.store.sqlite_alerts import SQLiteAlerts
 from tollgate.store.sqlite_lifecycle import SQLiteLifecycle
@@ -119,20 +120,26 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         self._changes_at_roll_up = conn.total_changes  # its own rows do not count toward the next one
 
     def _roll_up_when_idle(self) -> None:
-        """On the database thread, when no call came for a second: what waited `roll_up_every` is rolled up
-        even when no write follows (a quiet gateway's last records reach `usage_records`)."""
+        """On the database thread, when no call came for a second: whatever waits is rolled up even when no
+        write follows (a quiet gateway's last records reach `usage_records` a second after its last request;
+        a busy one is never idle that long and rolls up on its cadence)."""
         conn = self._conn  # None once closing: the store rolled up then
-        if conn is None or time.monotonic() - self._rolled_at < self.roll_up_every:
+        if conn is None:
             return
         with self._conn_lock:
             self._on_conn(self._rolled_up_first(lambda _: None), conn)
-        self._rolled_at = time.monotonic()  # nothing was queued: look again in `roll_up_every`
 
-    def _rolled_up_first(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-        """`fn` after a roll-up of whatever is queued: for reads of usage."""
+    def _rolled_up_first(self, fn: Callable[[sqlite3.Connection], T],
+                         account_id: str | None = None) -> Callable[[sqlite3.Connection], T]:
+        """`fn` after a roll-up of whatever is queued (of the account's records only, given `account_id`):
+        for reads of usage."""
         def run(conn: sqlite3.Connection) -> T:
-            if queued(conn):
+            if queued(conn) and account_id is None:
                 self._tx(self._roll_up)(conn)
+            elif queued(conn):
+                before = conn.total_changes
+                self._tx(lambda c: roll_up_account(c, account_id))(conn)
+                self._changes_at_roll_up += conn.total_changes - before  # what it moved waits no more
             return fn(conn)
 
         return run
@@ -231,13 +238,14 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             await self._journaled.catch_up()
         return await self._run(fn)
 
-    async def _report_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _report_read(self, fn: Callable[[sqlite3.Connection], T], account_id: str | None = None) -> T:
         """A read for people (a chart, a report, the request log) on the read thread (store/reader.py), after
-        every journaled batch reached the database and was rolled up (store/rollup.py): it sees every
-        settled request, in `usage_records` and the aggregates alike."""
+        every journaled batch reached the database and was rolled up (store/rollup.py; only the records of
+        `account_id` when the read is of that account alone): it sees every settled request, in
+        `usage_records` and the aggregates alike."""
         if self._journaled is not None:
             await self._journaled.catch_up()
-        await self._run(self._rolled_up_first(lambda _: None))
+        await self._run(self._rolled_up_first(lambda _: None, account_id))
         return await self._reader.run(fn)
 
     async def close(self) -> None:

@@ -154,10 +154,10 @@ class SQLiteLifecycle:
                                 end_user: str | None = None) -> list[usage_by_end_user.EndUserSpend]:
         """Spend in [since, until) per end-user label of the account's keys (see `usage_by_end_user`)."""
         return await self._report_read(
-            lambda c: usage_by_end_user.spend_by_end_user(c, account_id, since, until, end_user))
+            lambda c: usage_by_end_user.spend_by_end_user(c, account_id, since, until, end_user), account_id)
 
     async def end_user_summary(self, account_id: str, end_user: str, since: float | None,
                                until: float | None) -> SpendSummary:
         """`usage_summary(per_key=True)` of only the keys labelled `end_user` (see `usage_by_end_user`)."""
         return await self._report_read(
-            lambda c: usage_by_end_user.end_user_summary(c, account_id, end_user, since, until))
+            lambda c: usage_by_end_user.end_user_summary(c, account_id, end_user, since, until), account_id)

@@ -2,8 +2,8 @@
 
 A part of `SQLiteStore` kept in its own module (`SQLiteStore` inherits it), beside the ledger's writes
 in `sqlite.py`. Every read goes through `_report_read`: the journaled batches reach the database
-and the inbox is rolled up into `usage_records` and the aggregates first (store/rollup.py), so a read
-sees every settled request; then the read runs on the store's read thread (store/reader.py), off the
+and the inbox is rolled up into `usage_records` and the aggregates first (store/rollup.py; a read of
+one account, that account's records only: `roll_up_account`), so a read sees every settled request; then the read runs on the store's read thread (store/reader.py), off the
 writer's, at a lower priority than the data plane. Pruning rolls up in its own transaction first, on
 the writer's thread. The SQL is in `usage_sums.py`, `request_log.py` and `usage_series.py`.
 """
@@ -37,18 +37,19 @@ class SQLiteUsage:
     async def usage_records(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[UsageRecord]:
-        return await self._report_read(lambda c: usage_sums.usage_records(c, account_id, key_id, since, until))
+        return await self._report_read(lambda c: usage_sums.usage_records(c, account_id, key_id, since, until),
+                                       account_id)
 
     async def usage_summary(
         self, account_id: str, key_id: str | None = None, since: float | None = None, until: float | None = None,
         window: int | None = None, per_key: bool = False,
     ) -> SpendSummary:
         return await self._report_read(
-            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key))
+            lambda c: usage_sums.usage_summary(c, account_id, key_id, since, until, window, per_key), account_id)
 
     async def usage_total(self, account_id: str, key_id: str | None, since: float) -> Spend:
         return await self._report_read(
-            lambda c: usage_sums.usage_total(c, account_id, key_id, since))
+            lambda c: usage_sums.usage_total(c, account_id, key_id, since), account_id)
 
     async def prune_usage(self, before: int, limit: int, after: str = "") -> tuple[int, str | None]:
         def prune(c: Any) -> tuple[int, str | None]:
@@ -63,12 +64,13 @@ class SQLiteUsage:
 
     async def request_log(self, request_filter: log_rows.RequestFilter, before: int | None, limit: int,
                           scan: int = log_rows.SCAN_ROWS) -> log_rows.LogPage:
-        return await self._report_read(lambda c: log_rows.requests_page(c, request_filter, before, limit, scan))
+        return await self._report_read(lambda c: log_rows.requests_page(c, request_filter, before, limit, scan),
+                                       request_filter.account_id)
 
     async def usage_series(self, account_id: str, since: float, until: float, group_by: str | None, bucket: int,
                            key_id: str | None = None) -> series_rows.UsageSeries:
         return await self._report_read(
-            lambda c: series_rows.usage_series(c, account_id, since, until, group_by, bucket, key_id))
+            lambda c: series_rows.usage_series(c, account_id, since, until, group_by, bucket, key_id), account_id)
 
     async def spend_by_account(self, since: float, until: float, after: str | None,
                                limit: int) -> list[series_rows.AccountSpend]:
