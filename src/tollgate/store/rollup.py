@@ -3,8 +3,8 @@
 (migration 0016.) A journaled batch appends its usage rows to `usage_inbox` and its spend increments to
 `spend_unfolded`: appends touch the last pages only. `roll_up` then, in the caller's transaction:
 adds the inbox's records to the hourly and daily aggregates (one grouped upsert per table), moves them
-into `usage_records` with the ids they were numbered with as they arrived (migration 0018), empties the inbox, and adds the queued increments to
-`spend_counters` in key order. A record is in the inbox, or in `usage_records` and both aggregates:
+into `usage_records` with the ids the inbox gave them as they arrived (migration 0018), empties the
+inbox, and adds the queued increments to `spend_counters` in key order. A record is in the inbox, or in `usage_records` and both aggregates:
 never half, never twice.
 
 Why: with a hundred thousand keys in use, every structure ordered by key (the records' key-time and
@@ -37,11 +37,11 @@ import sqlite3
 from tollgate.ledger.sql import USAGE_FIELDS
 
 # With a hundred thousand keys in use a roll-up writes each page of the key-ordered structures it touches
-# (the records' key-time index, the hour's aggregates, the key counters: ~13,000 pages with 600,000 records
-# stored) whatever its size:
-# the longer the cadence, the fewer pages a record costs (bench/keys_apply.py). Reads do not wait for it
-# (`roll_up_account`, ~20 ms over 45,000 waiting records); what bounds it is one roll-up's time on the database
-# thread, which holds up the key lookups that miss and management writes (0.5-0.8 s at 100,000 keys).
+# (the records' key-time index, the hour's aggregates, the key counters: ~13,000 pages with 600,000
+# records stored) whatever its size: the longer the cadence, the fewer pages a record costs
+# (bench/keys_apply.py). Reads do not wait for it (`roll_up_account`, ~20 ms over 45,000 waiting
+# records); what bounds it is one roll-up's time on the database thread, which holds up the key lookups
+# that miss and management writes (0.5-0.8 s at 100,000 keys).
 ROLL_UP_SECONDS = 15.0
 ROLL_UP_ROWS = 120_000  # rows any statement changed (a record: itself, its spend increments)
 
@@ -122,7 +122,7 @@ def fold_hours(conn: sqlite3.Connection, now: float) -> None:
 
 def roll_up_account(conn: sqlite3.Connection, account_id: str) -> None:
     """Move one account's records from the inbox into the aggregates and `usage_records`, with their arrival
-    numbers (inside the caller's transaction): what a read of that account needs, whatever waits of the others. It
+    numbers (inside the caller's transaction): what a read of that account needs, whatever else waits. It
     reads the whole inbox (no index) but writes only that account's rows: a read's cost stays a few
     milliseconds however long the roll-ups' cadence (`ROLL_UP_SECONDS`) lets the inbox grow."""
     for sql in _ROLL_UP_ACCOUNT:

@@ -134,9 +134,11 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         """`fn` after a roll-up of whatever is queued (of the account's records only, given `account_id`):
         for reads of usage."""
         def run(conn: sqlite3.Connection) -> T:
-            if queued(conn) and account_id is None:
+            if not queued(conn):
+                return fn(conn)
+            if account_id is None:
                 self._tx(self._roll_up)(conn)
-            elif queued(conn):
+            else:
                 before = conn.total_changes
                 self._tx(lambda c: roll_up_account(c, account_id))(conn)
                 self._changes_at_roll_up += conn.total_changes - before  # what it moved waits no more
