@@ -127,24 +127,19 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         if conn is None:
             return
         with self._conn_lock:
-            self._on_conn(self._rolled_up_first(lambda _: None), conn)
+            self._on_conn(self._roll_up_waiting, conn)
 
-    def _rolled_up_first(self, fn: Callable[[sqlite3.Connection], T],
-                         account_id: str | None = None) -> Callable[[sqlite3.Connection], T]:
-        """`fn` after a roll-up of whatever is queued (of the account's records only, given `account_id`):
-        for reads of usage."""
-        def run(conn: sqlite3.Connection) -> T:
-            if not queued(conn):
-                return fn(conn)
-            if account_id is None:
-                self._tx(self._roll_up)(conn)
-            else:
-                before = conn.total_changes
-                self._tx(lambda c: roll_up_account(c, account_id))(conn)
-                self._changes_at_roll_up += conn.total_changes - before  # what it moved waits no more
-            return fn(conn)
-
-        return run
+    def _roll_up_waiting(self, conn: sqlite3.Connection, account_id: str | None = None) -> None:
+        """Roll up whatever waits (only the account's records, given `account_id`), in a transaction of its
+        own: before reads of usage, when idle, at close."""
+        if not queued(conn):
+            return
+        if account_id is None:
+            self._tx(self._roll_up)(conn)
+        else:
+            before = conn.total_changes
+            self._tx(lambda c: roll_up_account(c, account_id))(conn)
+            self._changes_at_roll_up += conn.total_changes - before  # what it moved waits no more
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
         def run(conn: sqlite3.Connection) -> T:
@@ -247,7 +242,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         `usage_records` and the aggregates alike."""
         if self._journaled is not None:
             await self._journaled.catch_up()
-        await self._run(self._rolled_up_first(lambda _: None, account_id))
+        await self._run(lambda c: self._roll_up_waiting(c, account_id))
         return await self._reader.run(fn)
 
     async def close(self) -> None:
@@ -255,7 +250,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             journaled, self._journaled = self._journaled, None
             await journaled.close()
         if self._conn is not None:  # a database at rest holds no queue (for readers outside the store)
-            await self._run(self._rolled_up_first(lambda _: None))
+            await self._run(self._roll_up_waiting)
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None

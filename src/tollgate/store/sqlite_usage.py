@@ -3,8 +3,9 @@
 A part of `SQLiteStore` kept in its own module (`SQLiteStore` inherits it), beside the ledger's writes
 in `sqlite.py`. Every read goes through `_report_read`: the journaled batches reach the database
 and the inbox is rolled up into `usage_records` and the aggregates first (store/rollup.py; a read of
-one account, that account's records only: `roll_up_account`), so a read sees every settled request; then the read runs on the store's read thread (store/reader.py), off the
-writer's, at a lower priority than the data plane. Pruning rolls up in its own transaction first, on
+one account, that account's records only: `roll_up_account`), so a read sees every settled request;
+then the read runs on the store's read thread (store/reader.py), off the writer's, at a lower priority
+than the data plane. Pruning rolls up in its own transaction first, on
 the writer's thread. The SQL is in `usage_sums.py`, `request_log.py` and `usage_series.py`.
 """
 

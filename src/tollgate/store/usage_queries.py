@@ -14,8 +14,8 @@ in the window its start falls in).
 
 Whole hours are read from the aggregates even after the horizon where every group of the report holds
 whole hours, and whole UTC days from the daily ones (`usage_daily`, migration 0014: each day's row is
-the sum of its hours', those not folded into it yet read beside it: `parts`) where every group holds whole days (days, weeks, months, keys, credits and
-windows of whole days): a month of a busy account is about 7,000 daily rows and two days of hours at
+the sum of its hours', those not folded into it yet read beside it: `parts`) where every group holds
+whole days (days, weeks, months, keys, credits and windows of whole days): a month of a busy account is about 7,000 daily rows and two days of hours at
 its ends, not 120,000 hourly rows (`parts`).
 """
 

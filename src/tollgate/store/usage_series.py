@@ -4,9 +4,8 @@
 model asked, model used, route and status, and outlives the raw records' retention: a year of
 charts reads a year of aggregate rows of one account (its primary key starts with the account and
 the hour), never the records; a series in day buckets and a range's sums read the whole days inside
-from `usage_daily` (migration 0014: a day's row is the sum of its hours', with those not folded into it yet:
-migration 0017), the hours at its ends from
-`usage_hourly` (`usage_queries.parts`): a month is a few thousand rows, not a hundred thousand. Sums are
+from `usage_daily` (migration 0014: a day's row is the sum of its hours', with those not folded into it
+yet: migration 0017), the hours at its ends from `usage_hourly` (`usage_queries.parts`): a month is a few thousand rows, not a hundred thousand. Sums are
 exact integers (nano-dollars, tokens): a series over whole hours adds up to the records of those hours
 to the nano-dollar.
 
