@@ -9,7 +9,7 @@ its own (its index entries, its aggregate rows, its key's spend counter), and ev
 writes each page it touched once. This times exactly that path, in this process, on a fresh SQLite file
 with the store's migrations and settings (WAL, synchronous=NORMAL, the store's page cache), keys spread
 over accounts as `many_keys_db.py` spreads them (key k in account k % min(keys, 1,000)), a roll-up every
-ROLL_UP_EVERY records (45,000: about ROLL_UP_SECONDS, 15 s, of the gateway's at 3,000 a second; EVERY in the
+ROLL_UP_EVERY records (90,000: about ROLL_UP_SECONDS, 30 s, of the gateway's at 3,000 a second; EVERY in the
 environment), and a passive WAL checkpoint every
 `store/checkpoint.py` CHECKPOINT_EVERY_ROWS changed rows (or CKPT in the environment). Printed: the
 microseconds a record cost in each stage over the last two thirds of the run (TOTAL records in all, 120,000).
@@ -40,7 +40,7 @@ from tollgate.store.rollup import roll_up
 from tollgate.store.sqlite import CACHE_KIB
 
 START = 1_765_000_000
-ROLL_UP_EVERY = int(os.environ.get("EVERY", 45_000))  # records: about ROLL_UP_SECONDS (15 s) of the gateway's at 3,000/s
+ROLL_UP_EVERY = int(os.environ.get("EVERY", 90_000))  # records: about ROLL_UP_SECONDS (30 s) of the gateway's at 3,000/s
 ACCOUNTS = 1000  # as bench/many_keys_db.py: key k belongs to account k % min(keys, ACCOUNTS)
 DROPS = {"keytime": "DROP INDEX usage_key_time",
          "accttime": "DROP INDEX usage_account_time"}

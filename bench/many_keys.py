@@ -19,12 +19,12 @@ so one pair of phases proves little; short phases in alternating order (ABC, CBA
 phases compared close in time and spread the drift evenly.
 
 Each phase: its load for --warmup seconds unmeasured, then throughput at --concurrency for --seconds
-(15: the database rolls up its writes every 15 s, store/rollup.py, so each measured phase holds one
+(30: the database rolls up its writes every 30 s, store/rollup.py, so each measured phase holds one
 roll-up, partly of the phase before's records: the alternating order spreads that evenly), p50/p99 at
 concurrency 1 for --latency-seconds; the gateway's resident memory (VmRSS) after it, and the key
 cache's counts from /admin/metrics/caches.
 
-    .venv/bin/python bench/many_keys.py                 # about 10 minutes, plus 1 minute to build the database once
+    .venv/bin/python bench/many_keys.py                 # about 15 minutes, plus 1 minute to build the database once
     .venv/bin/python bench/many_keys.py --rounds 2      # quicker
 """
 
@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-cache", type=Path, default=Path("/tmp/many-keys-db"))
     parser.add_argument("--run", default=time.strftime("many-keys-%Y%m%d-%H%M%S"))
-    parser.add_argument("--seconds", type=float, default=15,
+    parser.add_argument("--seconds", type=float, default=30,
                         help="seconds measured: one roll-up interval (store/rollup.py), so each phase holds one roll-up")
     parser.add_argument("--warmup", type=float, default=6,
                         help="seconds of the phase's load before it is measured")

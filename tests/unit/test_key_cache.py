@@ -9,6 +9,8 @@ process may change its accounts.
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
 from dataclasses import replace
 
 import pytest
@@ -45,6 +47,38 @@ def test_the_lru_keeps_its_capacity_forgets_the_least_recently_used_and_counts()
     assert (stats.evictions, stats.invalidations) == (1 + 99, 1)  # b, then every k but the last three; and c
     with pytest.raises(ValueError):
         LRU(0)
+
+
+def test_the_lru_keeps_recency_by_halves():
+    """A hit in the young half moves nothing (the cost it saves: bench/many_keys.py); an entry used while at least
+    half the capacity of other keys were not is never the one forgotten; the ceiling always holds."""
+    lru: LRU[int, int] = LRU(10)
+    for key in range(10):
+        lru.put(key, key)
+    order = [k for k, _ in lru.recent(10)]
+    for key in range(5, 10):  # the five youngest
+        assert lru.get(key) == key
+    assert [k for k, _ in lru.recent(10)] == order
+    assert lru.get(0) == 0 and lru.recent(1)[0][0] == 0  # the oldest moves up
+
+    rng = random.Random(7)
+    capacity = 40
+    evicted: list[int] = []
+    lru = LRU(capacity, on_evict=lambda k, v: evicted.append(k))
+    uses: list[int] = []  # every key used, in order
+    for _ in range(20_000):
+        key = rng.randrange(150)
+        if lru.get(key) is None:
+            before = lru.evictions
+            evicted.clear()
+            lru.put(key, key)
+            if lru.evictions > before:
+                (gone,) = evicted
+                last = len(uses) - 1 - uses[::-1].index(gone)
+                assert len(set(uses[last + 1:])) >= capacity // 2
+        uses.append(key)
+        assert len(lru) <= capacity
+    assert lru.stats().evictions > 1000  # the property was put to the test
 
 
 class World:
@@ -257,6 +291,40 @@ def test_a_read_that_began_before_a_revocation_serves_no_request_after_it(tmp_pa
     asyncio.run(main())
 
 
+def test_keys_and_changes_are_read_while_the_writer_thread_is_busy(tmp_path):
+    """A key that misses the cache, and the change log after a revocation, are read beside the ledger's writes:
+    a roll-up holding the writer thread (here: a call that waits for the test) holds up no request."""
+
+    async def main():
+        w = World(tmp_path)
+        await w.open()
+        a_id, _, keys = await w.customer("a", 3)
+        await w.auth.authenticate(keys[0][1])  # cached; the others are not
+        await w.accounts.revoke_key(a_id, keys[0][0])
+        release = threading.Event()
+        writer_busy = asyncio.ensure_future(w.store._run(lambda c: release.wait(10)))
+        other = SQLiteStore(w.url)  # another process, with a writer of its own
+        try:
+            # The revocation is seen (the change log read) and a key not cached found, the writer still busy.
+            assert await asyncio.wait_for(refused(w.auth, keys[0][1]), 5) == KeyRefused.REVOKED
+            found = await asyncio.wait_for(w.auth.authenticate(keys[1][1]), 5)
+            assert found.key.id == keys[1][0]
+            # A key made by another process meanwhile is usable on its first request.
+            await other.open()
+            key = ApiKey("key_late", a_id, "subscription", "late", "sk_x…", int(NOW), None)
+            await other.create_api_keys([(key, hash_secret("sk_made_late"))])
+            late = await asyncio.wait_for(w.auth.authenticate("sk_made_late"), 5)
+            assert late.key.id == "key_late"
+            assert not writer_busy.done()
+        finally:
+            release.set()
+        assert await writer_busy is True
+        await other.close()
+        await w.store.close()
+
+    asyncio.run(main())
+
+
 def test_per_key_pools_and_limits_are_bounded_and_follow_a_replaced_context():
     admitter = Admitter(ledger=None, limiter=RateLimiter(), credit_limits=KeyLimits(5, 50), capacity=2)  # type: ignore[arg-type]
     account = Account("a", "A", 0, credits_granted=10)
@@ -269,6 +337,42 @@ def test_per_key_pools_and_limits_are_bounded_and_follow_a_replaced_context():
     assert admitter._pools_and_limits(richer)[0][0].limit == 99
     stats = admitter.cache_stats()
     assert (stats.hits, stats.misses, stats.invalidations) == (2, 3, 1)
+
+
+def test_a_keys_rate_buckets_live_with_its_pools_and_survive_a_replaced_context(tmp_path):
+    """The in-process limiter's buckets are in the key's `KeyState`: a change to the key (a new context) does
+    not refill them, and a key that left the bounded map comes back to full buckets."""
+    from tollgate.config.schema import ModelConfig
+    from tollgate.domain.refusals import RateLimited
+    from tollgate.ledger.embedded import EmbeddedLedger
+    from tollgate.ledger.writer import LedgerWriter
+    from tollgate.proxy.models import ServedModel
+
+    async def main():
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'rate.db'}")
+        await store.open()
+        ledger = EmbeddedLedger(store, LedgerWriter(store), reservation_ttl=60, admission_wait=0)
+        await ledger.start()
+        admitter = Admitter(ledger, RateLimiter(clock=lambda: 100.0), KeyLimits(rpm=2, tpm=10**6), capacity=2)
+        model = ServedModel(ModelConfig("m", ("u",), "m", 1, 1, context=1000, max_output=50), [])
+        account = Account("a", "A", 0, credits_granted=10**9)
+        ctx = KeyContext(ApiKey("k0", "a", "credit", "k", "p", 0), account, None, None)
+        for _ in range(2):
+            await ledger.release((await admitter.admit(ctx, model, 10, 10)).grant)
+        with pytest.raises(RateLimited):
+            await admitter.admit(ctx, model, 10, 10)
+        renamed = replace(ctx, key=replace(ctx.key, name="renamed"))
+        with pytest.raises(RateLimited):
+            await admitter.admit(renamed, model, 10, 10)  # the same key: its buckets came along
+        assert admitter.cache_stats().invalidations == 1
+        for n in (1, 2):  # two other keys push it out of the map (capacity 2)
+            other = KeyContext(ApiKey(f"k{n}", "a", "credit", "k", "p", 0), account, None, None)
+            await ledger.release((await admitter.admit(other, model, 10, 10)).grant)
+        await ledger.release((await admitter.admit(renamed, model, 10, 10)).grant)  # back, with full buckets
+        await ledger.close()
+        await store.close()
+
+    asyncio.run(main())
 
 
 def test_the_cache_size_is_a_validated_server_setting(tmp_path):

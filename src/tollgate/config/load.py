@@ -173,7 +173,7 @@ def _plan(t: Table) -> PlanConfig:
     )
     t.done()
     if not plan.name:
-        plan = PlanConfig(**{**plan.__dict__, "name": plan.slug.title()})
+        plan = replace(plan, name=plan.slug.title())
     return plan
 
 

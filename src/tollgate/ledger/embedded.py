@@ -10,7 +10,10 @@ restart instead of vanishing (which could let in-flight spend go unbilled).
 Reserve and settle run on every request, so they are plain loops over the one
 or two pools a key draws from, with no per-call allocation they can avoid:
 grant ids come from a counter, and settling wakes waiting admissions only when
-some are waiting.
+some are waiting. Each pool's window is one `_Counter` (spent and reserved side
+by side), found once per pool at admission and held by the grant until it
+settles: with a hundred thousand keys in use every lookup in a map that large
+is a trip to main memory, and a request made a dozen of them (bench/many_keys.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tollgate.domain.grants import Grant, Settled
 from tollgate.domain.pools import Pool, PoolState
@@ -37,6 +41,17 @@ Slot = tuple[str, int]  # (pool id, window start)
 PRUNE_EVERY = 600.0
 # A request refused because the ledger's writes are behind is told to come back after this (seconds).
 BACKLOG_RETRY_AFTER = 1.0
+
+
+@dataclass(slots=True)
+class _Counter:
+    """One pool's window: the spend settled in it, and what open reservations hold on it."""
+
+    spent: int
+    reserved: int = 0
+
+    def state(self, pool: Pool, start: int) -> PoolState:
+        return PoolState(pool, start, window_end(start, pool.window), self.spent, self.reserved)
 
 
 class EmbeddedLedger:
@@ -60,9 +75,8 @@ class EmbeddedLedger:
         self.ttl = reservation_ttl
         self.admission_wait = admission_wait
         self.clock = clock
-        self._spent: dict[Slot, int] = {}
-        self._reserved: dict[Slot, int] = {}
-        self._grants: dict[str, Grant] = {}
+        self._counters: dict[Slot, _Counter] = {}
+        self._grants: dict[str, tuple[Grant, tuple[_Counter, ...]]] = {}  # open grants, with their pools' counters
         # Reservations found on disk at start: their owner crashed; held until expires_at.
         self._orphans: dict[str, StoredReservation] = {}
         self._settled = asyncio.Event()
@@ -82,18 +96,19 @@ class EmbeddedLedger:
                 self.writer.remove_reservation(stored.id)
                 continue
             for pool_id, start in stored.pools:
-                await self._load((pool_id, start))
-                self._reserved[(pool_id, start)] = self._reserved.get((pool_id, start), 0) + stored.amount
+                (await self._load((pool_id, start))).reserved += stored.amount
             self._orphans[stored.id] = stored
         await self.writer.commit()
 
     async def close(self) -> None:
         await self.writer.close()
 
-    async def _load(self, slot: Slot) -> None:
-        if slot not in self._spent:
+    async def _load(self, slot: Slot) -> _Counter:
+        counter = self._counters.get(slot)
+        if counter is None:
             spent = await self.store.read_spend(*slot)
-            self._spent.setdefault(slot, spent)
+            counter = self._counters.setdefault(slot, _Counter(spent))
+        return counter
 
     # -- admission ------------------------------------------------------------
 
@@ -104,29 +119,31 @@ class EmbeddedLedger:
                 self.backlog_refusals += 1
                 raise LedgerBusy(BACKLOG_RETRY_AFTER)
         deadline: float | None = None
-        spent, reserved = self._spent, self._reserved
+        counters = self._counters
         while True:
             now = self.clock()
             slots = [(pool, (pool.id, window_start(now, pool.window))) for pool in pools]
+            held: list[_Counter] = []
             for _, slot in slots:
-                if slot not in spent:
+                counter = counters.get(slot)
+                if counter is None:
                     await self._load(slot)
+                else:
+                    held.append(counter)
+            if len(held) < len(slots):
+                continue  # loaded: look again, with no await between the lookups and the grant
             # From here to the return or the wait: no await, so no other request interleaves.
-            room = None
-            for pool, slot in slots:
-                left = pool.limit - spent[slot] - reserved.get(slot, 0)
-                if room is None or left < room:
-                    room = left
-            if room is not None and room >= minimum:
-                return self._grant(slots, min(want, room), now)
-            for pool, slot in slots:
-                if pool.limit - spent[slot] < minimum:
+            room = min(pool.limit - counter.spent - counter.reserved for (pool, _), counter in zip(slots, held))
+            if room >= minimum:
+                return self._grant(slots, held, min(want, room), now)
+            for (pool, slot), counter in zip(slots, held):
+                if pool.limit - counter.spent < minimum:
                     raise BudgetExhausted(pool, window_end(slot[1], pool.window))
             # Only other requests' reservations stand in the way: wait for one to settle.
             if deadline is None:
                 deadline = time.monotonic() + self.admission_wait
             left = deadline - time.monotonic()
-            binding = min(slots, key=lambda ps: ps[0].limit - spent[ps[1]] - reserved.get(ps[1], 0))
+            binding = min(zip(slots, held), key=lambda sc: sc[0][0].limit - sc[1].spent - sc[1].reserved)[0]
             if left <= 0:
                 raise BudgetExhausted(binding[0], window_end(binding[1][1], binding[0].window))
             event = self._settled
@@ -143,19 +160,18 @@ class EmbeddedLedger:
         soonest = min((e for e in ends if e is not None), default=None)
         return max(0.001, soonest - now) if soonest is not None else 3600.0
 
-    def _grant(self, slots: list[tuple[Pool, Slot]], amount: int, now: float) -> Grant:
-        reserved = self._reserved
-        for _, slot in slots:
-            reserved[slot] = reserved.get(slot, 0) + amount
+    def _grant(self, slots: list[tuple[Pool, Slot]], held: list[_Counter], amount: int, now: float) -> Grant:
+        for counter in held:
+            counter.reserved += amount
         grant = Grant(
             id=f"{self._id_prefix}{next(self._ids)}",
             amount=amount,
             charges=tuple((pool, slot[1]) for pool, slot in slots),
             created_at=now,
             expires_at=now + self.ttl,
-            states=tuple(self._state(pool, slot[1]) for pool, slot in slots),
+            states=tuple(counter.state(pool, slot[1]) for (pool, slot), counter in zip(slots, held)),
         )
-        self._grants[grant.id] = grant
+        self._grants[grant.id] = (grant, tuple(held))
         self.writer.add_reservation(StoredReservation(
             grant.id, tuple(slot for _, slot in slots), amount, now, grant.expires_at,
         ))
@@ -163,15 +179,16 @@ class EmbeddedLedger:
 
     # -- settlement -----------------------------------------------------------
 
-    def _free(self, grant: Grant) -> bool:
-        if self._grants.pop(grant.id, None) is None:
-            return False
-        reserved, amount = self._reserved, grant.amount
-        for pool, start in grant.charges:
-            slot = (pool.id, start)
-            reserved[slot] = reserved.get(slot, 0) - amount
+    def _free(self, grant: Grant) -> tuple[_Counter, ...] | None:
+        """Let go of what the grant holds; the counters it held, or None when it was settled already."""
+        open_grant = self._grants.pop(grant.id, None)
+        if open_grant is None:
+            return None
+        held, amount = open_grant[1], grant.amount
+        for counter in held:
+            counter.reserved -= amount
         self.writer.remove_reservation(grant.id)
-        return True
+        return held
 
     def _wake(self) -> None:
         """Let admissions waiting for room look again; free when none is waiting."""
@@ -180,31 +197,32 @@ class EmbeddedLedger:
             self._settled = asyncio.Event()
 
     async def settle(self, grant: Grant, cost: int, record: UsageRecord, rate: RateCharge | None = None) -> Settled:
-        charged = min(max(cost, 0), grant.amount)
-        if not self._free(grant):
+        held = self._free(grant)
+        if held is None:
             charged = 0  # already settled: never charge twice
-        spent = self._spent
-        if charged:
-            increments = []
-            for pool, start in grant.charges:
-                slot = (pool.id, start)
-                spent[slot] = spent.get(slot, 0) + charged
-                increments.append(SpendIncrement(pool.id, start, charged))
-            self.writer.add_increments(increments)
+            states = tuple(self._state(pool, start) for pool, start in grant.charges)
+        else:
+            charged = min(max(cost, 0), grant.amount)
+            if charged:
+                increments = []
+                for (pool, start), counter in zip(grant.charges, held):
+                    counter.spent += charged
+                    increments.append(SpendIncrement(pool.id, start, charged))
+                self.writer.add_increments(increments)
+            states = tuple(counter.state(pool, start) for (pool, start), counter in zip(grant.charges, held))
         record.cost = charged
         self.writer.add_record(record)
         self._wake()
-        states = tuple(self._state(pool, start) for pool, start in grant.charges)
         # No other request holds a reservation: nobody would be served while we wait anyway.
         await self.writer.commit(alone=not self._grants)
         return Settled(charged, states)
 
     def _state(self, pool: Pool, start: int) -> PoolState:
-        slot = (pool.id, start)
-        return PoolState(pool, start, window_end(start, pool.window), self._spent.get(slot, 0), self._reserved.get(slot, 0))
+        counter = self._counters.get((pool.id, start))
+        return counter.state(pool, start) if counter is not None else _Counter(0).state(pool, start)
 
     async def release(self, grant: Grant) -> None:
-        if self._free(grant):
+        if self._free(grant) is not None:
             self._wake()
 
     async def record(self, record: UsageRecord) -> None:
@@ -219,7 +237,9 @@ class EmbeddedLedger:
         for orphan in gone:
             del self._orphans[orphan.id]
             for pool_id, start in orphan.pools:
-                self._reserved[(pool_id, start)] = self._reserved.get((pool_id, start), 0) - orphan.amount
+                counter = self._counters.get((pool_id, start))
+                if counter is not None:
+                    counter.reserved -= orphan.amount
             self.writer.remove_reservation(orphan.id)
         if gone:
             self._wake()
@@ -235,19 +255,18 @@ class EmbeddedLedger:
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY
-        stale = [slot for slot in self._spent if slot[1] and slot[1] < now - 2 * 86400 and not self._reserved.get(slot)]
+        cutoff = now - 2 * 86400
+        stale = [slot for slot, counter in self._counters.items()
+                 if slot[1] and slot[1] < cutoff and not counter.reserved]
         for slot in stale:
-            del self._spent[slot]
-            self._reserved.pop(slot, None)
+            del self._counters[slot]
 
     # -- reading --------------------------------------------------------------
 
     async def read(self, pool: Pool) -> PoolState:
         now = self.clock()
         start = window_start(now, pool.window)
-        slot = (pool.id, start)
-        await self._load(slot)
-        return self._state(pool, start)
+        return (await self._load((pool.id, start))).state(pool, start)
 
     def open_reservations(self) -> int:
         return len(self._grants) + len(self._orphans)

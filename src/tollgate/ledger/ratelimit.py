@@ -4,6 +4,13 @@ tpm takes the input estimate at admission and the output at settlement, so a
 bucket may go below zero after a long answer; the next request then waits for
 the refill. A request larger than the whole bucket is admitted when the bucket
 is full, so no prompt is refused forever.
+
+A key's two buckets are one `KeyBuckets`, kept with the rest of what its requests reuse
+(proxy/admission.py), in the bounded map of recently active keys: a map of buckets of its own
+grew by two entries for every key ever seen, and with a hundred thousand keys in use each
+lookup in it was a trip to main memory (bench/many_keys.py, issue 18). A key that leaves that
+map has been idle longer than a full refill takes at any load the gateway serves, so it comes
+back to full buckets, which is where the refill would have brought it.
 """
 
 from __future__ import annotations
@@ -16,14 +23,19 @@ from tollgate.domain.refusals import RateLimited
 
 
 @dataclass(slots=True)
-class _Bucket:
-    level: float
-    stamp: float
+class KeyBuckets:
+    """One key's levels (requests, tokens), each with when it was last refilled."""
 
-    def refill(self, capacity: int, now: float) -> None:
-        if now > self.stamp:
-            self.level = min(float(capacity), self.level + (now - self.stamp) * capacity / 60.0)
-            self.stamp = now
+    requests: float
+    requests_at: float
+    tokens: float
+    tokens_at: float
+
+
+def _refill_tokens(b: KeyBuckets, tpm: int, now: float) -> None:
+    if now > b.tokens_at:
+        b.tokens = min(float(tpm), b.tokens + (now - b.tokens_at) * tpm / 60.0)
+        b.tokens_at = now
 
 
 class RateLimiter:
@@ -31,40 +43,35 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._rpm: dict[str, _Bucket] = {}
-        self._tpm: dict[str, _Bucket] = {}
 
-    def admit(self, key_id: str, rpm: int, tpm: int, tokens: int) -> None:
+    def buckets(self, rpm: int, tpm: int) -> KeyBuckets:
+        """Full buckets for a key seen for the first time (or again after a long rest)."""
+        now = self.clock()
+        return KeyBuckets(float(rpm), now, float(tpm), now)
+
+    def admit(self, b: KeyBuckets, rpm: int, tpm: int, tokens: int) -> None:
         """Take one request and `tokens` input tokens, or raise RateLimited with the wait."""
         now = self.clock()
-        req = self._rpm.get(key_id)
-        if req is None:
-            req = self._rpm[key_id] = _Bucket(float(rpm), now)
-        req.refill(rpm, now)
-        tok = self._tpm.get(key_id)
-        if tok is None:
-            tok = self._tpm[key_id] = _Bucket(float(tpm), now)
-        tok.refill(tpm, now)
-        if req.level < 1.0:
-            raise RateLimited("rpm", rpm, (1.0 - req.level) * 60.0 / rpm)
+        if now > b.requests_at:
+            b.requests = min(float(rpm), b.requests + (now - b.requests_at) * rpm / 60.0)
+            b.requests_at = now
+        _refill_tokens(b, tpm, now)
+        if b.requests < 1.0:
+            raise RateLimited("rpm", rpm, (1.0 - b.requests) * 60.0 / rpm)
         needed = min(float(tokens), float(tpm))
-        if tok.level < needed:
-            raise RateLimited("tpm", tpm, (needed - tok.level) * 60.0 / tpm)
-        req.level -= 1.0
-        tok.level -= tokens
+        if b.tokens < needed:
+            raise RateLimited("tpm", tpm, (needed - b.tokens) * 60.0 / tpm)
+        b.requests -= 1.0
+        b.tokens -= tokens
 
-    def settle(self, key_id: str, tpm: int, extra_tokens: int) -> None:
+    def settle(self, b: KeyBuckets, tpm: int, extra_tokens: int) -> None:
         """Adjust the token bucket once the real usage is known (output, or a corrected input)."""
-        tok = self._tpm.get(key_id)
-        if tok is None or extra_tokens == 0:
+        if extra_tokens == 0:
             return
-        tok.refill(tpm, self.clock())
-        tok.level = min(float(tpm), tok.level - extra_tokens)
+        _refill_tokens(b, tpm, self.clock())
+        b.tokens = min(float(tpm), b.tokens - extra_tokens)
 
-    def refund(self, key_id: str, rpm: int, tpm: int, tokens: int) -> None:
+    def refund(self, b: KeyBuckets, rpm: int, tpm: int, tokens: int) -> None:
         """Give back what `admit` took, for a request refused later for another reason."""
-        req, tok = self._rpm.get(key_id), self._tpm.get(key_id)
-        if req is not None:
-            req.level = min(float(rpm), req.level + 1.0)
-        if tok is not None:
-            tok.level = min(float(tpm), tok.level + tokens)
+        b.requests = min(float(rpm), b.requests + 1.0)
+        b.tokens = min(float(tpm), b.tokens + tokens)

@@ -9,7 +9,8 @@ windowed pool's whole limit can never fit, in this window or any other: it is
 refused first (`RequestExceedsBudget`), before it takes from the rate buckets.
 
 The rate limiter is either the in-process one (plain calls: the embedded hot path
-stays free of awaits and tasks), or folded into a ledger that `takes_rate` (the Redis
+stays free of awaits and tasks; a key's buckets are in its `KeyState`, with its pools
+and limits, so a request finds all three in one lookup), or folded into a ledger that `takes_rate` (the Redis
 ledger of the scaled configuration: the bucket check rides in the reserve script and
 the correction in the settle script, one round trip each), or a shared one whose calls
 are coroutines (awaited at admission; their corrections run as background tasks).
@@ -31,7 +32,7 @@ from tollgate.domain.pricing import output_room
 from tollgate.domain.pools import Pool, pools_for
 from tollgate.domain.refusals import RequestExceedsBudget
 from tollgate.ledger.protocol import BudgetLedger, RateCharge
-from tollgate.ledger.ratelimit import RateLimiter
+from tollgate.ledger.ratelimit import KeyBuckets, RateLimiter
 from tollgate.proxy.models import ServedModel
 
 log = logging.getLogger("tollgate.proxy")
@@ -60,6 +61,17 @@ class KeyLimits:
 
 
 @dataclass(slots=True)
+class KeyState:
+    """What a key's requests reuse: its pools and limits, built from `ctx` (current while the auth layer hands
+    out this very context), and its buckets of the in-process rate limiter (None with a shared limiter)."""
+
+    ctx: KeyContext
+    pools: tuple[Pool, ...]
+    limits: KeyLimits
+    buckets: KeyBuckets | None
+
+
+@dataclass(slots=True)
 class Admission:
     ctx: KeyContext
     pools: tuple[Pool, ...]
@@ -67,6 +79,7 @@ class Admission:
     prompt_bound: int
     rate_tokens: int
     limits: KeyLimits
+    buckets: KeyBuckets | None = None
 
 
 def output_allowance(grant: Grant, model: ServedModel, prompt_bound: int, cap: int) -> int:
@@ -87,30 +100,41 @@ class Admitter:
         self._shared: SharedLimiter | None = limiter if shared else None  # type: ignore[assignment]
         self._background: set[asyncio.Task] = set()  # the shared limiter's corrections in flight
         self.credit_limits = credit_limits
-        # Per key, its pools and limits with the context they were built from, so that a request
-        # does not rebuild them. Contexts are frozen snapshots, replaced as a whole by the auth
-        # layer when anything in them changes: an entry is current while it holds this very context.
-        # Sized like the key cache, so that every key whose context is cached keeps its entry too.
-        self._derived: LRU[str, tuple[KeyContext, tuple[Pool, ...], KeyLimits]] = LRU(capacity)
+        # Per key, its `KeyState`, so that a request does not rebuild its pools and limits, and finds its
+        # rate buckets in the same place. Contexts are frozen snapshots, replaced as a whole by the auth
+        # layer when anything in them changes: an entry is current while it holds this very context (a
+        # replaced one keeps its buckets). Sized like the key cache, so that every key whose context is
+        # cached keeps its entry too.
+        self._local: RateLimiter | None = limiter if not self._folded and not shared else None  # type: ignore[assignment]
+        self._derived: LRU[str, KeyState] = LRU(capacity)
 
     def limits(self, ctx: KeyContext) -> KeyLimits:
         if ctx.plan is not None and ctx.key.type == "subscription":
             return KeyLimits(ctx.plan.rpm, ctx.plan.tpm)
         return self.credit_limits
 
-    def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
-        entry = self._derived.get(ctx.key.id)
-        if entry is None or entry[0] is not ctx:
-            if entry is not None:  # built from a context that has since been replaced
+    def key_state(self, ctx: KeyContext) -> KeyState:
+        state = self._derived.get(ctx.key.id)
+        if state is None or state.ctx is not ctx:
+            buckets = None
+            if state is not None:  # built from a context that has since been replaced
                 self._derived.invalidate(ctx.key.id)
-            entry = (ctx, pools_for(ctx), self.limits(ctx))
-            self._derived.put(ctx.key.id, entry)
-        return entry[1], entry[2]
+                buckets = state.buckets
+            limits = self.limits(ctx)
+            if buckets is None and self._local is not None:
+                buckets = self._local.buckets(limits.rpm, limits.tpm)
+            state = KeyState(ctx, pools_for(ctx), limits, buckets)
+            self._derived.put(ctx.key.id, state)
+        return state
+
+    def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
+        state = self.key_state(ctx)
+        return state.pools, state.limits
 
     def recent_pools(self, n: int) -> list[tuple[str, tuple[Pool, ...]]]:
         """(key id, its pools) of the `n` keys that sent requests most recently, newest first (for the
         per-key budget gauges of `/metrics`)."""
-        return [(key_id, entry[1]) for key_id, entry in self._derived.recent(n)]
+        return [(key_id, state.pools) for key_id, state in self._derived.recent(n)]
 
     def cache_stats(self) -> CacheStats:
         """Counts of the per-key pools and limits (an entry found for a replaced context: a hit and an invalidation)."""
@@ -122,7 +146,8 @@ class Admitter:
 
         The least it holds is the prompt and one output token for each of `choices` answers.
         """
-        pools, limits = self._pools_and_limits(ctx)
+        state = self.key_state(ctx)
+        pools, limits = state.pools, state.limits
         minimum = model.cost(prompt_bound, min(MIN_OUTPUT_TOKENS * choices, output_cap))
         for pool in pools:
             # Larger than a window's whole limit: no reset makes it fit (credits can be topped up).
@@ -132,21 +157,21 @@ class Admitter:
             charge = RateCharge(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
             grant = await self.ledger.reserve(pools, model.cost(prompt_bound, output_cap), minimum, charge)
             return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits)
-        shared = self._shared
-        if shared is None:
-            self.limiter.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
-        else:
+        local, shared, buckets = self._local, self._shared, state.buckets
+        if local is not None and buckets is not None:
+            local.admit(buckets, limits.rpm, limits.tpm, prompt_bound)
+        elif shared is not None:
             await shared.admit(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
         want = model.cost(prompt_bound, output_cap)
         try:
             grant = await self.ledger.reserve(pools, want, minimum)
         except BaseException:
-            if shared is None:
-                self.limiter.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound)
-            else:
+            if local is not None and buckets is not None:
+                local.refund(buckets, limits.rpm, limits.tpm, prompt_bound)
+            elif shared is not None:
                 self._later(shared.refund(ctx.key.id, limits.rpm, limits.tpm, prompt_bound))
             raise
-        return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits)
+        return Admission(ctx, pools, grant, prompt_bound, prompt_bound, limits, buckets)
 
     def settle_rate(self, admission: Admission, input_tokens: int, output_tokens: int) -> RateCharge | None:
         """Correct the token bucket with the real usage (it took the prompt bound at admission).
@@ -158,9 +183,9 @@ class Admitter:
         if self._folded:
             limits = admission.limits
             return RateCharge(admission.ctx.key.id, limits.rpm, limits.tpm, extra) if extra else None
-        if self._shared is None:
-            self.limiter.settle(admission.ctx.key.id, admission.limits.tpm, extra)
-        elif extra:
+        if self._local is not None and admission.buckets is not None:
+            self._local.settle(admission.buckets, admission.limits.tpm, extra)
+        elif self._shared is not None and extra:
             self._later(self._shared.settle(admission.ctx.key.id, admission.limits.tpm, extra))
         return None
 

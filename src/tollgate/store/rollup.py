@@ -1,4 +1,4 @@
-"""SQLite's ledger writes in bulk: usage rows and spend land in unindexed tables, rolled up every few seconds.
+"""SQLite's ledger writes in bulk: usage rows and spend land in unindexed tables, rolled up every half minute.
 
 (migration 0016.) A journaled batch appends its usage rows to `usage_inbox` and its spend increments to
 `spend_unfolded`: appends touch the last pages only. `roll_up` then, in the caller's transaction:
@@ -39,11 +39,15 @@ from tollgate.ledger.sql import USAGE_FIELDS
 # With a hundred thousand keys in use a roll-up writes each page of the key-ordered structures it touches
 # (the records' key-time index, the hour's aggregates, the key counters: ~13,000 pages with 600,000
 # records stored) whatever its size: the longer the cadence, the fewer pages a record costs
-# (bench/keys_apply.py). Reads do not wait for it (`roll_up_account`, ~20 ms over 45,000 waiting
-# records); what bounds it is one roll-up's time on the database thread, which holds up the key lookups
-# that miss and management writes (0.5-0.8 s at 100,000 keys).
-ROLL_UP_SECONDS = 15.0
-ROLL_UP_ROWS = 120_000  # rows any statement changed (a record: itself, its spend increments)
+# (bench/keys_apply.py: with 100,000 keys, 26.7 us a record past the writes themselves at 45,000 records
+# a roll-up, 17.8 at 90,000; with 100 keys, 10 either way). Reads do not wait for it (`roll_up_account`,
+# ~45 ms over 90,000 waiting records), nor do the data plane's key reads (their own thread,
+# store/reader.py); what bounds it is one roll-up's time on the database thread, which holds up the
+# management writes and the ledger's next hand-off (~1.2 s at 100,000 keys, within the backlog's 5 s).
+ROLL_UP_SECONDS = 30.0
+# Rows any statement changed: a record is itself, its spend increments (two), and often its reservation's
+# row and its removal: 400,000 is about 100,000 records, 30 s at 3,000 requests a second.
+ROLL_UP_ROWS = 400_000
 
 _SUMS = ("COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(COALESCE(cached_prefix_tokens, 0)),"
          " SUM(COALESCE(cache_write_tokens, 0)), SUM(cost), SUM(COALESCE(cache_saved, 0)), SUM(latency_ms),"

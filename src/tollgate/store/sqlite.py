@@ -1,7 +1,9 @@
-"""The embedded store: one SQLite file in WAL mode, every statement on one worker thread.
+"""The embedded store: one SQLite file in WAL mode, every write on one worker thread.
 
 Statements run on a dedicated thread so the event loop never waits on the disk;
-one thread also means one writer, which is what SQLite wants. Around it: the
+one thread also means one writer, which is what SQLite wants. Reads that need not
+wait for the writes run on read threads of their own (store/reader.py): reports,
+and the data plane's key reads. Around it: the
 ledger journal that makes a settlement durable by one append (ledger/journal.py),
 WAL checkpoints on their own thread (checkpoint.py), and the change counter in
 a small shared file, read with no query (`change_seq`), and the change log behind
@@ -42,6 +44,9 @@ T = TypeVar("T")
 
 # The connection's page cache (KiB): see `_connect`.
 CACHE_KIB = 64 * 1024
+# The key reads' page cache (KiB): point reads of a key by its hash, its account, subscription and plan; the
+# indexes' upper levels stay cached, the rows of a million keys would not anyway.
+KEY_READER_CACHE_KIB = 8 * 1024
 # How long a starting gateway waits for another process to finish replaying the journal.
 CLAIM_WAIT_SECONDS = 5.0
 
@@ -63,6 +68,8 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         self._backlog_limit = backlog or BacklogLimit()
         self._thread = DatabaseThread("tollgate-sqlite", idle=self._roll_up_when_idle)
         self._reader = ReadThread(self.path)  # reads for people: dashboards, reports, the request log
+        # The data plane's key reads (a cache miss, the change log): never behind a write or a roll-up.
+        self._key_reader = ReadThread(self.path, "tollgate-sqlite-keys", nice=0, cache_kib=KEY_READER_CACHE_KIB)
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         # The change counter, mirrored into a small shared file that every process maps.
@@ -163,6 +170,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         self._conn = await self._thread.run(self._connect)
         await self._run(self._tx(migrate))
         await self._reader.open()
+        await self._key_reader.open()
         self._checkpointer = Checkpointer(self.path, self._conn_lock)
         await self._thread.run(self._changes.open)
         await self._run(self._changes.publish)
@@ -258,6 +266,7 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
             conn, self._conn = self._conn, None
             await self._thread.run(conn.close)
         await self._reader.close()
+        await self._key_reader.close()
         self._changes.close()
         self._thread.stop()
 
@@ -266,8 +275,13 @@ class SQLiteStore(JournalBacklog, SQLiteAccounts, SQLiteLifecycle, SQLiteUsage, 
         return self._changes.read()
 
     async def changes_since(self, seq: int) -> Changes:
-        """The change log after `seq` (store/change_log.py)."""
-        return await self._run(lambda c: changes_since(c, seq))
+        """The change log after `seq` (store/change_log.py), read beside the writes."""
+        return await self._key_reader.run(lambda c: changes_since(c, seq))
+
+    def _key_read(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future:
+        """A read of the data plane's (a key that missed its cache) on the key read thread: every change
+        published so far (`change_seq`) is committed, so the read sees it (store/reader.py)."""
+        return self._key_reader.run(fn)
 
     async def _change(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a change to the account model, then publish the new change counter."""

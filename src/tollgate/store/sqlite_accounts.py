@@ -2,7 +2,8 @@
 
 A part of `SQLiteStore` kept in its own module (`SQLiteStore` inherits it), beside the account
 lifecycle (`sqlite_lifecycle.py`), the usage reads (`sqlite_usage.py`) and the plumbing and ledger
-(`sqlite.py`). Every statement runs on the store's database thread (`_run`); every change goes
+(`sqlite.py`). Every statement runs on the store's database thread (`_run`), but the data plane's key
+lookups, on the key read thread (`_key_read`, store/reader.py); every change goes
 through `_change`, which publishes the change counter, so every gateway process drops exactly the
 cached contexts a change touches (the 0008 triggers log what changed).
 """
@@ -33,6 +34,7 @@ class SQLiteAccounts:
     """Methods of `SQLiteStore` (see the module docstring); `_run`, `_change` and `_tx` are its."""
 
     _run: Callable[..., Any]
+    _key_read: Callable[..., Any]
     _change: Callable[..., Any]
     _tx: Callable[..., Any]
 
@@ -164,7 +166,7 @@ class SQLiteAccounts:
             "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)))
 
     async def find_key_context(self, key_hash: str) -> KeyContext | None:
-        return await self._run(lambda c: key_context(c, key_hash))
+        return await self._key_read(lambda c: key_context(c, key_hash))
 
     async def find_key_contexts(self, key_hashes: Sequence[str]) -> dict[str, KeyContext]:
-        return await self._run(lambda c: key_contexts(c, key_hashes))
+        return await self._key_read(lambda c: key_contexts(c, key_hashes))
