@@ -15,13 +15,13 @@ spare nothing changes but that the reads run beside the writes.
 
 The key reads: a request whose key missed the cache, and every request while the account model's change
 counter is ahead of the cache (the change log is read first), waited for the writer thread, behind a
-roll-up of the ledger's records (0.5-0.8 s with 100,000 keys in use): with keys created and revoked all
+roll-up of the ledger's records (0.5-1.2 s with 100,000 keys in use): with keys created and revoked all
 day, every request of the gateway stalled behind each roll-up (bench/many_keys.py, issue 18). WAL lets
 them read beside the writer; a change is published (store/change_counter.py) only after it committed,
 so a read that begins after the counter moved sees the change.
 
 Each call runs in one read transaction: a report of several statements sees one snapshot.
-What it reads must be in the database first: the store hands the journaled batches over (and rolls
+What a report reads must be in the database first: the store hands the journaled batches over (and rolls
 up the aggregates) on its writer thread before it asks this one.
 """
 
