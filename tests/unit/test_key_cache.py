@@ -330,11 +330,11 @@ def test_per_key_pools_and_limits_are_bounded_and_follow_a_replaced_context():
     account = Account("a", "A", 0, credits_granted=10)
     contexts = [KeyContext(ApiKey(f"k{n}", "a", "credit", "k", "p", 0), account, None, None) for n in range(3)]
     for ctx in contexts:
-        assert admitter._pools_and_limits(ctx)[1] == KeyLimits(5, 50)
+        assert admitter.key_state(ctx).limits == KeyLimits(5, 50)
     assert admitter.cache_stats().evictions == 1 and admitter.cache_stats().size == 2
     richer = replace(contexts[2], account=replace(account, credits_granted=99))
-    assert admitter._pools_and_limits(richer)[0][0].limit == 99  # the new context, not the old entry
-    assert admitter._pools_and_limits(richer)[0][0].limit == 99
+    assert admitter.key_state(richer).pools[0].limit == 99  # the new context, not the old entry
+    assert admitter.key_state(richer).pools[0].limit == 99
     stats = admitter.cache_stats()
     assert (stats.hits, stats.misses, stats.invalidations) == (2, 3, 1)
 

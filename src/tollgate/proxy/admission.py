@@ -114,6 +114,7 @@ class Admitter:
         return self.credit_limits
 
     def key_state(self, ctx: KeyContext) -> KeyState:
+        """The key's `KeyState`, built once per context (one built from a replaced context hands on its buckets)."""
         state = self._derived.get(ctx.key.id)
         if state is None or state.ctx is not ctx:
             buckets = None
@@ -126,10 +127,6 @@ class Admitter:
             state = KeyState(ctx, pools_for(ctx), limits, buckets)
             self._derived.put(ctx.key.id, state)
         return state
-
-    def _pools_and_limits(self, ctx: KeyContext) -> tuple[tuple[Pool, ...], KeyLimits]:
-        state = self.key_state(ctx)
-        return state.pools, state.limits
 
     def recent_pools(self, n: int) -> list[tuple[str, tuple[Pool, ...]]]:
         """(key id, its pools) of the `n` keys that sent requests most recently, newest first (for the
